@@ -1,0 +1,24 @@
+"""Janus-LoRA for class-incremental learning on pre-trained ViTs (timm).
+
+`janus.run_experiment(config)` runs the full sequential protocol and returns the accuracy matrix and metrics.
+Importing the package turns off Ray usage stats, MLflow telemetry and hub look-ups unless the user set them
+(see `janus.offline`).
+"""
+
+from janus.offline import apply_offline_defaults
+
+apply_offline_defaults()
+
+__all__ = ["run_experiment", "ExperimentResult", "ExperimentConfig"]
+
+
+def __getattr__(name):  # lazy: `import janus.config` must not import torch's whole stack
+    if name in ("run_experiment", "ExperimentResult"):
+        from janus import protocol
+
+        return getattr(protocol, name)
+    if name == "ExperimentConfig":
+        from janus.config import ExperimentConfig
+
+        return ExperimentConfig
+    raise AttributeError(f"module 'janus' has no attribute {name!r}")

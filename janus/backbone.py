@@ -1,0 +1,125 @@
+"""timm ViT factory: short names for the paper's backbones, local weights, a frozen base.
+
+Backbones (protocol.md §3, janus-lora.md §1.2):
+
+* ``vit``: supervised ViT-B/16, the ImageNet-21k-only augreg checkpoint of the InfLoRA-family code
+  (``vit_base_patch16_224.augreg_in21k``); ``vit-in1k`` selects the 21k->1k fine-tuned one.
+* ``dino``: ``vit_base_patch16_224.dino``.
+* ``sam``: ``vit_base_patch16_224.sam_in1k``, the sharpness-aware-minimisation ViT (not Segment Anything).
+* ``test``: timm's tiny ``test_vit`` (random init, patch 4) for CPU tests and the embedded default.
+* any other timm model name.
+
+The model is built with ``num_classes=0`` so that ``model(x)`` returns the CLS token after the final norm.
+Every parameter is frozen; methods unfreeze or inject what they train.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from janus.config import BackboneConfig
+from janus.errors import UserError
+
+BACKBONES = {
+    "vit": "vit_base_patch16_224.augreg_in21k",
+    "vit-in1k": "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+    "dino": "vit_base_patch16_224.dino",
+    "sam": "vit_base_patch16_224.sam_in1k",
+    "test": "test_vit",
+}
+# The tiny test model is never downloaded: patch 4 keeps 64 tokens on 32x32 inputs.
+TEST_KWARGS = {"patch_size": 4}
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
+
+
+def resolve_name(name: str) -> str:
+    """Short name -> timm model name; a timm name passes through; anything else is a `UserError`."""
+    if name in BACKBONES:
+        return BACKBONES[name]
+    if timm.is_model(name) or timm.list_models(name.split(".")[0]):
+        return name
+    raise UserError(f"unknown backbone {name!r}; use one of {', '.join(BACKBONES)} or a timm model name "
+                    "(see timm.list_models())")
+
+
+def build_backbone(cfg: BackboneConfig, img_size: int | None = None) -> nn.Module:
+    """Create the frozen timm ViT for `cfg`; `img_size` overrides the model's input size when given."""
+    model_name = resolve_name(cfg.name)
+    kwargs = {"num_classes": 0, "drop_path_rate": cfg.drop_path_rate}
+    if img_size is not None:
+        kwargs["img_size"] = img_size
+    if cfg.name == "test":
+        kwargs.update(TEST_KWARGS)
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+    elif cfg.weights:
+        model = timm.create_model(model_name, pretrained=True,
+                                  pretrained_cfg_overlay=weights_overlay(cfg.weights), **kwargs)
+    elif cfg.pretrained:
+        model = _create_from_hub(model_name, kwargs)
+    else:
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+    return freeze(model)
+
+
+def weights_overlay(path: str) -> dict:
+    """timm `pretrained_cfg_overlay` that loads a local checkpoint; .npz uses timm's original-JAX loader."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"weights file {str(file)!r} does not exist; pass an existing checkpoint with "
+                        f"--weights (one of {', '.join(WEIGHT_SUFFIXES)})")
+    if file.suffix not in WEIGHT_SUFFIXES:
+        raise UserError(f"weights file {str(file)!r} has an unsupported suffix; use one of "
+                        f"{', '.join(WEIGHT_SUFFIXES)}")
+    return {"file": str(file), "custom_load": file.suffix == ".npz"}
+
+
+def hub_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _create_from_hub(model_name: str, kwargs: dict) -> nn.Module:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        return timm.create_model(model_name, pretrained=True, **kwargs)
+    except Exception as error:  # timm/hf raise several types for a missing file; all mean "no weights"
+        how = "hub look-ups are off (HF_HUB_OFFLINE=1)" if offline else f"download failed ({error})"
+        raise UserError(
+            f"no pretrained weights for {model_name!r}: {how} and they are not in the cache {hub_cache_dir()}; "
+            f"pass a local checkpoint with --weights PATH (backbone.weights), or set HF_HUB_OFFLINE=0 "
+            f"on a machine with internet") from error
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def data_mean_std(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The backbone's own normalisation (used when data.normalization == 'backbone')."""
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    return tuple(cfg.get("mean", (0.5, 0.5, 0.5))), tuple(cfg.get("std", (0.5, 0.5, 0.5)))
+
+
+def attention_blocks(model: nn.Module) -> list[nn.Module]:
+    """The transformer blocks of a timm ViT, in order."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        raise UserError(f"backbone {type(model).__name__} has no `blocks`; use a timm VisionTransformer")
+    return list(blocks)
+
+
+def feature_dim(model: nn.Module) -> int:
+    return int(model.num_features)
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x)

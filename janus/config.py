@@ -1,0 +1,224 @@
+"""Typed configuration of one experiment: frozen dataclasses with a strict `from_dict`.
+
+Field names equal the constructor keyword names of what they configure (DESIGN.md, Conventions). A config
+comes in as a nested dict (`{"optim": {"lr": 1e-3}}`) or a flat dotted one (`{"optim.lr": 1e-3}`, the form
+Ray Tune and MLflow use); unknown keys fail with a message that names the key and the valid ones.
+Method-specific hyperparameters live in `method.params` and are validated by the method's own options
+dataclass (`janus.methods.build_method`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from janus.errors import UserError
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    name: str = "test"            # vit | vit-in1k | dino | sam | test | any timm model name
+    weights: str | None = None    # local checkpoint (.safetensors, .pth, .npz); None -> hub cache
+    pretrained: bool = True       # False -> random init (speed checks, tests)
+    drop_path_rate: float = 0.0   # the protocol code trains with stochastic depth off
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    root: str | None = None       # None -> $JANUS_DATA, else ./data
+    tasks: int = 5
+    class_order: str = "identity"  # identity (Janus/InfLoRA protocol) | seeded (PyCIL rule)
+    order_seed: int | None = None  # None -> the run seed decides a seeded order
+    val_fraction: float = 0.1     # carved from each task's train split for search objectives
+    image_size: int = 32          # 224 for the real benchmarks; small for the CPU default
+    normalization: str = "none"   # none: inputs in [0, 1] as every published baseline; backbone: timm mean/std
+    split_file: str | None = None  # ImageNet-R: CODA-Prompt yaml split; None -> seeded stratified 80/20
+    split_seed: int = 0
+    class_list: str | None = None  # ImageNet-100: file of wnids; None -> the PODNet subset
+    domains: tuple[str, ...] = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+    domainnet_crop_scale: tuple[float, float] = (0.08, 1.0)  # LoRA-DRS uses (0.7, 1.0)
+    synthetic_classes: int = 10
+    synthetic_train_per_class: int = 40
+    synthetic_test_per_class: int = 20
+    max_train_per_class: int | None = None  # cap for quick runs; None = all
+    max_test_per_class: int | None = None
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 10                # InfLoRA/LoRA-DRS use 10 (DomainNet 30)
+    scale: float = 1.0            # W = W0 + s·B·A; the InfLoRA family implicitly uses s = 1
+    targets: tuple[str, ...] = ("k", "v")  # slices of timm's fused qkv
+    structure: str = "shared"     # shared: one pair trained across tasks | per_task: new pair per task
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"       # adam | sgd
+    lr: float = 5e-4              # InfLoRA / Janus protocol default
+    head_lr: float | None = None  # None -> lr
+    momentum: float = 0.9         # sgd only
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: int = 5
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    schedule: str = "inflora_cosine"  # inflora_cosine | cosine | constant
+    precision: str = "auto"       # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16
+    device: str = "auto"          # auto | cpu | cuda | cuda:N
+    num_workers: int = -1         # -1 -> min(8, cpus) on CUDA, 0 on CPU
+    max_steps_per_epoch: int | None = None  # cap for smoke runs and benchmarks
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "seq-lora"
+    params: dict = field(default_factory=dict)  # validated by the method's options dataclass
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> ExperimentConfig:
+        """Build from a nested or flat dotted dict; unknown keys raise `UserError` naming the valid keys."""
+        return _build(cls, nest(raw or {}), prefix="")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_flat(self) -> dict[str, Any]:
+        """The `{"optim.lr": ...}` view used for logging and search spaces."""
+        return flatten(self.to_dict())
+
+    def replace(self, overrides: dict) -> ExperimentConfig:
+        """A new config with flat or nested overrides applied (validated like `from_dict`)."""
+        merged = nest(self.to_flat())
+        _merge(merged, nest(overrides))
+        return ExperimentConfig.from_dict(merged)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=list)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> flat dotted dict; `method.params` entries become `method.<param>`."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if name == "method.params":
+            flat.update({f"method.{k}": v for k, v in value.items()})
+        elif isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def nest(raw: dict) -> dict:
+    """Flat dotted dict (or a mix) -> nested dict; `method.<x>` other than name/params goes to params."""
+    tree: dict = {}
+    for key, value in raw.items():
+        parts = key.split(".")
+        if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
+            parts = ["method", "params", parts[1]]
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"config key {key!r} conflicts with a non-section value at {part!r}")
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            _merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return tree
+
+
+def _merge(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict) and key != "params":
+            _merge(into[key], value)
+        elif key == "params" and isinstance(into.get(key), dict):
+            into[key] = {**into[key], **value}
+        else:
+            into[key] = value
+
+
+def _build(cls, raw: dict, prefix: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - valid)
+    if unknown:
+        raise UserError(f"unknown config key '{prefix}{unknown[0]}'; valid keys in "
+                        f"{prefix.rstrip('.') or 'the config'}: {', '.join(sorted(valid))}")
+    kwargs = {}
+    for name, value in raw.items():
+        kind = hints[name]
+        if is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = coerce(value, kind, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def coerce(value, kind, name: str):
+    """Check and convert one value to its annotated type (int, float, str, bool, tuples, Optionals)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], name)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {name!r} expects a list, got {value!r}")
+        item = args[0]
+        return tuple(coerce(v, item, name) for v in value)
+    if kind is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key {name!r} expects a mapping, got {value!r}")
+        return dict(value)
+    return _coerce_scalar(value, kind, name)
+
+
+def _coerce_scalar(value, kind, name: str):
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+    elif kind is int:
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+        elif isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise UserError(f"config key {name!r} expects {kind.__name__}, got {value!r}")

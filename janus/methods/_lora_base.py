@@ -1,0 +1,46 @@
+"""Shared base for LoRA methods: inject LoRA on the configured qkv slices, train the latest pairs."""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+from janus.lora import AdaptedSlice, adapted_slices, inject_lora, lora_parameters
+from janus.methods.base import Method, MethodContext, TaskInfo
+
+
+class LoRAMethod(Method):
+    """LoRA (janus-lora.md §2.1) on the frozen backbone plus per-task heads.
+
+    With ``lora.structure == "per_task"`` a new pair is added at every task after the first and the older
+    pairs are frozen; with ``"shared"`` one pair per slice is trained across all tasks.
+    """
+
+    def __init__(self, backbone: nn.Module, options, context: MethodContext):
+        super().__init__(backbone, options, context)
+        self.lora_modules = inject_lora(backbone, context.lora)
+        self._frozen_keys = {k for k in self._frozen_keys if ".adapters." not in k}
+        self._frozen_keys |= {f"backbone.{name}.base_layer.{p}" for name in self.lora_modules
+                              for p in ("weight", "bias")}
+
+    @property
+    def slices(self) -> list[AdaptedSlice]:
+        return adapted_slices(self.lora_modules)
+
+    def before_task(self, task: TaskInfo) -> None:
+        super().before_task(task)
+        if task.index > 0 and self.context.lora.structure == "per_task":
+            for module in self.lora_modules.values():
+                module.add_pairs()
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return lora_parameters(self.lora_modules)
+
+    def grow_for_state(self, model_state: dict) -> None:
+        super().grow_for_state(model_state)
+        pattern = re.compile(r"backbone\.blocks\.0\.attn\.qkv\.adapters\.\w+\.(\d+)\.A")
+        pairs = 1 + max((int(m.group(1)) for k in model_state if (m := pattern.fullmatch(k))), default=0)
+        for module in self.lora_modules.values():
+            while len(next(iter(module.adapters.values()))) < pairs:
+                module.add_pairs()

@@ -1,0 +1,173 @@
+"""The sequential class-incremental protocol: tasks -> train -> evaluate -> accuracy matrix -> report.
+
+    cfg      = ExperimentConfig.from_dict(config)
+    backbone = build_backbone(cfg.backbone)            # timm, frozen
+    scenario = build_scenario(cfg.data, cfg.seed)      # tasks, class order
+    method   = build_method(cfg, backbone, context)    # registry; may inject LoRA
+    for task in scenario.tasks:
+        train_task(method, task)                       # before_task ... after_step
+        diagnostics = method.after_task(task)
+        row = evaluate(method, seen tasks)             # class-incremental argmax over all seen classes
+        on_task_end(report)                            # reporting, checkpoints
+
+`run_experiment` is the one call from Python; it returns the accuracy matrix (percent, NaN above the
+diagonal's right, i.e. for unseen tasks), the test-set sizes, the summary metrics and per-task wall times.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+import numpy as np
+import torch
+
+from janus.backbone import build_backbone, data_mean_std, feature_dim
+from janus.config import ExperimentConfig
+from janus.data import build_scenario, make_loader
+from janus.metrics import mean_over_all_tasks, summarize
+from janus.methods import Method, MethodContext, TaskInfo, build_method
+from janus.runtime import (autocast, num_workers, peak_memory_mb, resolve_device, rng_state, seed_everything,
+                           set_rng_state)
+from janus.training import train_task
+
+
+@dataclass
+class ProtocolState:
+    """Everything recorded so far; also what a task-boundary checkpoint restores."""
+
+    num_tasks: int
+    acc_matrix: list[list[float]] = field(default_factory=list)   # rows: tasks trained; NaN for unseen
+    val_matrix: list[list[float]] = field(default_factory=list)
+    n_test: list[int] = field(default_factory=list)
+    n_val: list[int] = field(default_factory=list)
+    task_wall_s: list[float] = field(default_factory=list)
+    diagnostics: list[dict] = field(default_factory=list)
+    train_stats: list[dict] = field(default_factory=list)
+
+    @property
+    def tasks_done(self) -> int:
+        return len(self.acc_matrix)
+
+    def seen(self, matrix: list[list[float]]) -> list[list[float]]:
+        return [row[: self.tasks_done] for row in matrix]
+
+    def metrics(self) -> dict[str, float]:
+        """Summary of the test matrix, plus the validation objectives used by searches."""
+        result = summarize(self.seen(self.acc_matrix), self.n_test)
+        result["acc_all"] = mean_over_all_tasks(self.seen(self.acc_matrix), self.n_test, self.num_tasks)
+        if self.n_val and sum(self.n_val):
+            val = summarize(self.seen(self.val_matrix), self.n_val)
+            result["val_acc"], result["val_maa"] = val["acc"], val["maa"]
+            result["val_acc_all"] = mean_over_all_tasks(self.seen(self.val_matrix), self.n_val, self.num_tasks)
+        return result
+
+
+@dataclass
+class TaskReport:
+    """Passed to `on_task_end` after each task."""
+
+    task: int
+    state: ProtocolState
+    metrics: dict[str, float]
+    checkpoint: Callable[[], dict]          # lazily builds the task-boundary checkpoint
+    peak_memory_mb: float
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    acc_matrix: np.ndarray                  # T x T, percent, NaN for j > t
+    n_test: list[int]
+    metrics: dict[str, float]
+    task_wall_s: list[float]
+    diagnostics: list[dict]
+    val_matrix: np.ndarray
+    n_val: list[int]
+    peak_memory_mb: float
+    device: str
+
+
+def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskReport], None] | None = None,
+                   resume: dict | None = None) -> ExperimentResult:
+    """Run the full sequential protocol for one config and seed (see the module docstring).
+
+    `resume` is a checkpoint produced by `TaskReport.checkpoint()`; training continues at the next task.
+    """
+    cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.optim.device)
+    backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
+    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
+    context = MethodContext(lora=cfg.lora, num_tasks=len(scenario.tasks), device=device,
+                            classes_per_task=tuple(t.num_classes for t in scenario.tasks),
+                            feature_dim=feature_dim(backbone))
+    method = build_method(cfg, backbone, context).to(device)
+    state = ProtocolState(num_tasks=len(scenario.tasks))
+    if resume is not None:
+        state = _restore(method, resume)
+    loader = partial(_loader, cfg=cfg, device=device)
+    for task in scenario.tasks[state.tasks_done:]:
+        info = TaskInfo(index=task.index, num_tasks=len(scenario.tasks), offset=task.offset,
+                        num_classes=task.num_classes, train_data=task.train, train_eval_data=task.train_eval,
+                        make_loader=loader, device=device, epochs=cfg.optim.epochs)
+        _run_task(method, info, scenario, state, cfg, loader)
+        if on_task_end is not None:
+            on_task_end(TaskReport(task.index, state, state.metrics(), partial(_checkpoint, method, state),
+                                   peak_memory_mb(device)))
+    return ExperimentResult(cfg, np.array(state.acc_matrix), state.n_test, state.metrics(), state.task_wall_s,
+                            state.diagnostics, np.array(state.val_matrix), state.n_val,
+                            peak_memory_mb(device), str(device))
+
+
+def _run_task(method: Method, info: TaskInfo, scenario, state: ProtocolState, cfg, loader) -> None:
+    start = time.perf_counter()
+    state.train_stats.append(train_task(method, info, cfg.optim, cfg.seed))
+    state.diagnostics.append(method.after_task(info))
+    if info.device.type == "cuda":
+        torch.cuda.synchronize(info.device)
+    state.task_wall_s.append(time.perf_counter() - start)
+    seen = scenario.tasks[: info.index + 1]
+    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, cfg.optim.precision)
+    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, cfg.optim.precision)
+    pad = [math.nan] * (state.num_tasks - len(seen))
+    state.acc_matrix.append(test_row + pad)
+    state.val_matrix.append(val_row + pad)
+    state.n_test, state.n_val = n_test, n_val
+
+
+def _loader(dataset, *, cfg: ExperimentConfig, device: torch.device, shuffle: bool = False, seed: int = 0,
+            drop_last: bool = False, batch_size: int | None = None):
+    size = batch_size or (cfg.optim.batch_size if shuffle else cfg.optim.eval_batch_size)
+    return make_loader(dataset, size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                       num_workers=num_workers(cfg.optim.num_workers, device))
+
+
+@torch.no_grad()
+def evaluate(method: Method, datasets, make, device, precision: str) -> tuple[list[float], list[int]]:
+    """Class-incremental accuracy (percent) on each dataset: argmax over all seen classes, no task id."""
+    method.eval()
+    accuracies, sizes = [], []
+    for dataset in datasets:
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for x, y in make(dataset):
+            with autocast(device, precision):
+                scores = method.predict(x.to(device, non_blocking=True))
+            correct += (scores.argmax(dim=1) == y.to(device)).sum()
+        sizes.append(len(dataset))
+        accuracies.append(100.0 * correct.item() / len(dataset) if len(dataset) else math.nan)
+    return accuracies, sizes
+
+
+def _checkpoint(method: Method, state: ProtocolState) -> dict:
+    return {"state": copy.deepcopy(state.__dict__), "method": method.checkpoint_state(), "rng": rng_state()}
+
+
+def _restore(method: Method, checkpoint: dict) -> ProtocolState:
+    method.load_checkpoint(checkpoint["method"])
+    set_rng_state(checkpoint["rng"])
+    return ProtocolState(**checkpoint["state"])
