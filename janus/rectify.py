@@ -77,7 +77,9 @@ def _lowrank_sq_norm(B: Tensor, X: Tensor, Y: Tensor, A: Tensor) -> Tensor:
     return total + (Y.mT @ Y * (A @ A.mT)).sum((-2, -1))
 
 
-def violation(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, basis: Tensor | None, mode: str = "remove") -> Tensor:
+def violation(
+    A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, basis: Tensor | None, mode: str = "remove"
+) -> Tensor:
     """Relative first-order violation ‖Z0 (I − Π)‖_F / ‖Z0‖_F with Z0 = B dA + dB A; 0 where Z0 = 0.
 
     remove mode: ‖Z0 V‖_F / ‖Z0‖_F (the paper's ‖ΔW V‖ normalised).  Spec: janus-lora.md §4, §5.5.
@@ -108,7 +110,13 @@ def _ridged_gram(gram: Tensor, ridge: float) -> Tensor:
 
 
 def rectify_tangent(
-    A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, basis: Tensor | None, ridge: float = 1e-3, mode: str = "remove"
+    A: Tensor,
+    B: Tensor,
+    dA: Tensor,
+    dB: Tensor,
+    basis: Tensor | None,
+    ridge: float = 1e-3,
+    mode: str = "remove",
 ) -> tuple[Tensor, Tensor]:
     """GR-T: factors whose composite is the tangent-space least-squares fit of the safe target Z = Z0 Π.
 
@@ -147,7 +155,13 @@ def _solve_sylvester_sym(S1: Tensor, S2: Tensor, rhs: Tensor) -> Tensor:
 
 
 def rectify_tangent_gauge(
-    A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, basis: Tensor | None, ridge: float = 1e-3, mode: str = "remove"
+    A: Tensor,
+    B: Tensor,
+    dA: Tensor,
+    dB: Tensor,
+    basis: Tensor | None,
+    ridge: float = 1e-3,
+    mode: str = "remove",
 ) -> tuple[Tensor, Tensor]:
     """GR-T followed by the LoRA-Pro-style gauge choice that keeps the factors closest to the raw update.
 
@@ -222,11 +236,11 @@ def rectify_strict(
     A64, B64, dA64, dB64 = (t.double() for t in (A, B, dA, dB))
     basis64 = None if basis is None else basis.double()
     U_b, s_b, W_b = _thin_svd_from_gram(B64, rtol, left=True)  # B = U_b S_b W_bᵀ
-    U_a, s_a, W_a = _thin_svd_from_gram(project_forbidden(A64, basis64, mode), rtol, left=False)
+    A_forbidden = project_forbidden(A64, basis64, mode)  # A Q
+    U_a, s_a, W_a = _thin_svd_from_gram(A_forbidden, rtol, left=False)  # AQ = U_a S_a W_aᵀ
     beta, gamma = s_b**2, s_a**2
-    UtE = (U_b.mT @ B64) @ project_forbidden(dA64, basis64, mode) + (U_b.mT @ dB64) @ project_forbidden(
-        A64, basis64, mode
-    )  # U_bᵀ E, r × d
+    dA_forbidden = project_forbidden(dA64, basis64, mode)
+    UtE = (U_b.mT @ B64) @ dA_forbidden + (U_b.mT @ dB64) @ A_forbidden  # U_bᵀ E, r × d
     EW = B64 @ (dA64 @ W_a) + dB64 @ (A64 @ W_a)  # E W_a = Z0 Q W_a = Z0 W_a, m × r
     UtEW = UtE @ W_a
     core = _safe_div(UtEW, beta[..., :, None] + gamma[..., None, :])

@@ -62,7 +62,9 @@ def test_tangent_composite_is_dense_least_squares_projection_of_safe_target():
     Pi = torch.eye(d, dtype=F64) - V @ V.T
     target = (B @ dA + dB @ A) @ Pi
     # row-major vec: vec(BX) = (B ⊗ I_d) vec(X), vec(YA) = (I_m ⊗ Aᵀ) vec(Y)
-    system = torch.cat([torch.kron(B, torch.eye(d, dtype=F64)), torch.kron(torch.eye(m, dtype=F64), A.T.contiguous())], dim=1)
+    system = torch.cat(
+        [torch.kron(B, torch.eye(d, dtype=F64)), torch.kron(torch.eye(m, dtype=F64), A.T.contiguous())], dim=1
+    )
     solution = torch.linalg.lstsq(system, target.reshape(-1, 1), driver="gelsd").solution
     dense_fit = (system @ solution).reshape(m, d)
     dA_star, dB_star = rectify_tangent(A, B, dA, dB, V, ridge=1e-12)
@@ -112,7 +114,9 @@ def test_strict_is_the_minimum_norm_change():
     A, B, dA, dB, V = _problem(m, d, r, k=2, seed=5)
     AV = A @ V
     # row-major vec: vec(B dA V) = (B ⊗ Vᵀ) vec(dA), vec(dB AV) = (I_m ⊗ (AV)ᵀ) vec(dB)
-    constraint = torch.cat([torch.kron(B, V.T.contiguous()), torch.kron(torch.eye(m, dtype=F64), AV.T.contiguous())], dim=1)
+    constraint = torch.cat(
+        [torch.kron(B, V.T.contiguous()), torch.kron(torch.eye(m, dtype=F64), AV.T.contiguous())], dim=1
+    )
     raw = torch.cat([dA.reshape(-1), dB.reshape(-1)])
     dense = raw - torch.linalg.pinv(constraint) @ (constraint @ raw)
     dA_star, dB_star = rectify_strict(A, B, dA, dB, V)
@@ -131,7 +135,9 @@ def test_strict_changes_old_outputs_only_at_second_order():
     strict_ratio = _output_change(A, B, dA_star, dB_star, old_inputs, step) / _output_change(
         A, B, dA_star, dB_star, old_inputs, step / 2
     )
-    raw_ratio = _output_change(A, B, dA, dB, old_inputs, step) / _output_change(A, B, dA, dB, old_inputs, step / 2)
+    raw_ratio = _output_change(A, B, dA, dB, old_inputs, step) / _output_change(
+        A, B, dA, dB, old_inputs, step / 2
+    )
     assert strict_ratio == pytest.approx(4.0, rel=1e-3)
     assert raw_ratio == pytest.approx(2.0, rel=1e-2)
 
