@@ -1,0 +1,16 @@
+"""Data sets and class-incremental scenarios (protocol.md §1-4).
+
+    scenario = build_scenario(cfg.data, seed, mean_std=None)
+    for task in scenario.tasks:
+        loader = make_loader(task.train, batch_size=128, shuffle=True, seed=seed)
+
+Data sets (`DATASETS`): cifar100, imagenet-r, imagenet100, domainnet (real on-disk formats under the data
+root: config `root`, else env JANUS_DATA, else ./data), digits (scikit-learn's bundled digits, the embedded
+default) and synthetic (generated, for tests).
+"""
+
+from janus.data.loaders import make_loader
+from janus.data.registry import DATASETS
+from janus.data.scenario import Scenario, Task, TaskDataset, build_scenario
+
+__all__ = ["DATASETS", "Scenario", "Task", "TaskDataset", "build_scenario", "make_loader"]

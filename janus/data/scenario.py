@@ -1,0 +1,166 @@
+"""Task formation: class order, relabelling, equal tasks, validation carve-out (protocol.md §2, §4).
+
+With C classes, T tasks and class order π (original ids), task j owns π[j·C/T : (j+1)·C/T]; labels are renamed
+to positions in π, so task j owns the contiguous scenario labels [j·C/T, (j+1)·C/T). Each task's validation
+split is carved per class from that task's training data with a fixed seed (never from the test split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from janus.data.registry import get_builder
+from janus.data.roots import resolve_root
+from janus.data.sources import Source, SourceData
+from janus.data.splits import VAL_SEED, stratified_split
+from janus.data.transforms import NORMALIZATIONS, MeanStd, build_transforms
+from janus.errors import UserError
+
+CLASS_ORDERS = ("identity", "seeded")
+
+
+class TaskDataset(Dataset):
+    """Samples `indices` of a source, labels renamed by `label_map`, passed through `transform`.
+
+    Yields (float32 tensor [3, H, W], int scenario label). `targets` holds the scenario labels in order.
+    """
+
+    def __init__(self, source: Source, indices: np.ndarray, label_map: np.ndarray, transform: Callable):
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.targets = label_map[source.labels[self.indices]]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.transform(self.source.load(int(self.indices[i])))
+        return image.as_subclass(torch.Tensor), int(self.targets[i])
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: scenario labels offset..offset+num_classes-1 and its four datasets."""
+
+    index: int
+    classes: tuple[int, ...]
+    offset: int
+    num_classes: int
+    train: TaskDataset
+    val: TaskDataset
+    test: TaskDataset
+    train_eval: TaskDataset  # the train subset with the test transform (prototypes, statistics)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A sequence of tasks over one data set; `class_order[k]` is the original id of scenario label k."""
+
+    name: str
+    num_classes: int
+    class_order: tuple[int, ...]
+    class_names: tuple[str, ...]
+    tasks: list[Task]
+    info: dict = field(default_factory=dict)
+
+    def seen(self, task: Task | int) -> list[Task]:
+        """Tasks 0..t, whose test sets the evaluation after task t covers (protocol.md §2.1)."""
+        t = task.index if isinstance(task, Task) else int(task)
+        return self.tasks[: t + 1]
+
+
+def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
+    """Build the scenario that `cfg` (a janus.config.DataConfig) describes; `seed` is the run seed, which only
+    decides a `seeded` class order when cfg.order_seed is None."""
+    check_config(cfg)
+    builder = get_builder(cfg.dataset)
+    root = resolve_root(cfg.root)
+    data: SourceData = builder(cfg, root)
+    num_classes = len(data.class_names)
+    check_tasks(num_classes, int(cfg.tasks), data.name)
+    order_seed = seed if cfg.order_seed is None else cfg.order_seed
+    order = class_order(num_classes, cfg.class_order, int(order_seed))
+    label_map = np.empty(num_classes, dtype=np.int64)
+    label_map[order] = np.arange(num_classes)
+    train_tf, test_tf = build_transforms(
+        data.style, int(cfg.image_size), cfg.normalization, mean_std, tuple(data.crop_scale)
+    )
+    tasks = make_tasks(data, label_map, int(cfg.tasks), cfg, (train_tf, test_tf))
+    info = {**data.info, "root": str(root), "order_seed": int(order_seed) if cfg.class_order == "seeded" else None}
+    return Scenario(
+        name=data.name,
+        num_classes=num_classes,
+        class_order=tuple(int(c) for c in order),
+        class_names=tuple(data.class_names[c] for c in order),
+        tasks=tasks,
+        info=info,
+    )
+
+
+def make_tasks(data: SourceData, label_map: np.ndarray, num_tasks: int, cfg, transforms) -> list[Task]:
+    """Cap per class, carve validation per class, then cut every split into tasks by scenario label."""
+    train_tf, test_tf = transforms
+    train_idx, val_idx = stratified_split(
+        data.train.labels, float(cfg.val_fraction), VAL_SEED, cap=cfg.max_train_per_class
+    )
+    test_idx, _ = stratified_split(data.test.labels, 0.0, VAL_SEED, cap=cfg.max_test_per_class)
+    per_task = len(label_map) // num_tasks
+    tasks = []
+    for t in range(num_tasks):
+        lo, hi = t * per_task, (t + 1) * per_task
+        train = subset(data.train, train_idx, label_map, lo, hi, train_tf)
+        tasks.append(Task(
+            index=t, classes=tuple(range(lo, hi)), offset=lo, num_classes=per_task,
+            train=train, val=subset(data.train, val_idx, label_map, lo, hi, test_tf),
+            test=subset(data.test, test_idx, label_map, lo, hi, test_tf),
+            train_eval=TaskDataset(train.source, train.indices, label_map, test_tf),
+        ))
+    return tasks
+
+
+def subset(source: Source, indices: np.ndarray, label_map: np.ndarray, lo: int, hi: int, transform) -> TaskDataset:
+    """The samples among `indices` whose scenario label lies in [lo, hi)."""
+    scenario_labels = label_map[source.labels[indices]]
+    return TaskDataset(source, indices[(scenario_labels >= lo) & (scenario_labels < hi)], label_map, transform)
+
+
+def class_order(num_classes: int, mode: str, seed: int) -> np.ndarray:
+    """`identity`: 0..C-1. `seeded`: the PyCIL rule `np.random.seed(s); np.random.permutation(C)`, computed on
+    a private RandomState (same numbers, global RNG untouched). Seed 1993, C=100 starts [68, 56, 78, 8, 23, 84]."""
+    if mode == "identity":
+        return np.arange(num_classes)
+    if mode == "seeded":
+        return np.random.RandomState(seed).permutation(num_classes)
+    raise UserError(f"unknown class_order {mode!r}; choose one of: {', '.join(CLASS_ORDERS)}")
+
+
+def check_tasks(num_classes: int, num_tasks: int, name: str) -> None:
+    """Tasks must split the classes evenly (protocol.md §2.1)."""
+    if num_tasks < 1 or num_classes % num_tasks:
+        valid = [t for t in range(1, num_classes + 1) if num_classes % t == 0]
+        raise UserError(f"{name} has {num_classes} classes, which {num_tasks} tasks cannot split evenly; "
+                        f"valid --tasks values: {', '.join(map(str, valid))}")
+
+
+def check_config(cfg) -> None:
+    """Cheap checks before any data is read."""
+    if cfg.class_order not in CLASS_ORDERS:
+        raise UserError(f"unknown class_order {cfg.class_order!r}; choose one of: {', '.join(CLASS_ORDERS)}")
+    if cfg.normalization not in NORMALIZATIONS:
+        raise UserError(f"unknown normalization {cfg.normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+    if not 0.0 <= float(cfg.val_fraction) < 1.0:
+        raise UserError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    for name in ("max_train_per_class", "max_test_per_class"):
+        value = getattr(cfg, name)
+        if value is not None and int(value) < 1:
+            raise UserError(f"{name} must be a positive integer or None, got {value}")
+    if cfg.split_file and cfg.dataset != "imagenet-r":
+        raise UserError(f"split_file applies to imagenet-r only, not {cfg.dataset}")
+    if cfg.class_list and cfg.dataset != "imagenet100":
+        raise UserError(f"class_list applies to imagenet100 only, not {cfg.dataset}")

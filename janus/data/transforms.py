@@ -1,0 +1,59 @@
+"""Train and test transforms (protocol.md §3 normalisation quirk, §4 transform table; InfLoRA row by default).
+
+* train: RandomResizedCrop(size, scale) + RandomHorizontalFlip; scale (0.08, 1) by default, (0.7, 1) for
+  DomainNet when the user asks for the LoRA-DRS variant.
+* test: Resize(256/224·size) + CenterCrop(size) for ImageNet-style data; Resize(size) for CIFAR.
+* tensors already at `size` in memory (digits, synthetic): the same crop and flip, done on tensors.
+* normalisation: "none" keeps inputs in [0, 1] (every published baseline); "backbone" applies the mean/std
+  the caller takes from timm's pretrained_cfg.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torchvision.transforms import v2
+
+from janus.errors import UserError
+
+NORMALIZATIONS = ("none", "backbone")
+STYLES = ("imagenet", "cifar", "tensor")
+
+MeanStd = tuple[Sequence[float], Sequence[float]]
+
+
+def build_transforms(
+    style: str,
+    size: int,
+    normalization: str = "none",
+    mean_std: MeanStd | None = None,
+    crop_scale: tuple[float, float] = (0.08, 1.0),
+) -> tuple[Callable, Callable]:
+    """Return (train_transform, test_transform); both yield float32 tensors [3, size, size]."""
+    if style not in STYLES:
+        raise ValueError(f"unknown transform style {style!r}; expected one of {STYLES}")
+    if size < 1:
+        raise UserError(f"image_size must be positive, got {size}")
+    tail = normalize_tail(normalization, mean_std)
+    augment = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip()]
+    if style == "tensor":
+        return v2.Compose([*augment, *tail]), v2.Compose([v2.Resize((size, size), antialias=True), *tail])
+    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if style == "cifar":
+        test = [v2.Resize(size, antialias=True)]
+    else:
+        test = [v2.Resize(size * 256 // 224, antialias=True), v2.CenterCrop(size)]
+    return v2.Compose([*augment, *to_tensor, *tail]), v2.Compose([*test, *to_tensor, *tail])
+
+
+def normalize_tail(normalization: str, mean_std: MeanStd | None) -> list:
+    """The normalisation step as a list of zero or one transforms."""
+    if normalization == "none":
+        return []
+    if normalization != "backbone":
+        raise UserError(f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+    if mean_std is None:
+        raise UserError("normalization 'backbone' needs the backbone's mean/std (timm pretrained_cfg)")
+    mean, std = mean_std
+    return [v2.Normalize(mean=[float(m) for m in mean], std=[float(s) for s in std])]
