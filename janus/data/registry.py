@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from janus.data.cifar import build_cifar100
 from janus.data.digits import build_digits

@@ -7,8 +7,8 @@ split is carved per class from that task's training data with a fixed seed (neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch

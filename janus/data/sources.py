@@ -7,9 +7,10 @@ of a source, renames labels and attaches transforms; sources never change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -76,7 +77,8 @@ class ArraySource:
 
 
 class TensorSource:
-    """float32 tensors N×C×H×W in [0, 1] (C = 1 or 3); one channel is expanded to three as a view."""
+    """float32 tensors N×C×H×W in [0, 1] (C = 1 or 3), handed out as stored; the "tensor" transforms
+    expand one channel to three (transforms.ToThreeChannels)."""
 
     def __init__(self, images: torch.Tensor, labels: Sequence[int]):
         if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -88,5 +90,4 @@ class TensorSource:
         return len(self.labels)
 
     def load(self, index: int) -> torch.Tensor:
-        image = self.images[index]
-        return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+        return self.images[index]

@@ -21,7 +21,7 @@ def held_count(n: int, fraction: float) -> int:
     and always leaving one sample on the kept side."""
     if fraction <= 0 or n < 2:
         return 0
-    return min(max(int(round(fraction * n)), 1), n - 1)
+    return min(max(round(fraction * n), 1), n - 1)
 
 
 def class_permutation(indices: np.ndarray, seed: int, stream: int, class_id: int) -> np.ndarray:

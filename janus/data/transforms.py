@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -38,13 +38,26 @@ def build_transforms(
     tail = normalize_tail(normalization, mean_std)
     augment = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip()]
     if style == "tensor":
-        return v2.Compose([*augment, *tail]), v2.Compose([v2.Resize((size, size), antialias=True), *tail])
+        # Grey tensors are augmented with one channel and expanded afterwards: cropping a stride-0
+        # 3-channel view costs several times more than cropping the single channel.
+        return (v2.Compose([*augment, ToThreeChannels(), *tail]),
+                v2.Compose([v2.Resize((size, size), antialias=True), ToThreeChannels(), *tail]))
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     if style == "cifar":
         test = [v2.Resize(size, antialias=True)]
     else:
         test = [v2.Resize(size * 256 // 224, antialias=True), v2.CenterCrop(size)]
     return v2.Compose([*augment, *to_tensor, *tail]), v2.Compose([*test, *to_tensor, *tail])
+
+
+class ToThreeChannels:
+    """Expand a [1, H, W] tensor to [3, H, W] (a view, no copy); three-channel tensors pass through."""
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.expand(3, -1, -1) if image.shape[-3] == 1 else image
+
+    def __repr__(self) -> str:
+        return "ToThreeChannels()"
 
 
 def normalize_tail(normalization: str, mean_std: MeanStd | None) -> list:

@@ -13,7 +13,7 @@ COUNTS = {"n01443537": 10, "n01484850": 5, "n01494475": 7, "n02165456": 6}  # so
 
 
 def scenario_for(fx, root, seed=0, **kw):
-    base = dict(dataset="imagenet-r", root=str(root), tasks=2, val_fraction=0.0)
+    base = {"dataset": "imagenet-r", "root": str(root), "tasks": 2, "val_fraction": 0.0}
     base.update(kw)
     return build_scenario(fx.config(**base), seed=seed)
 
@@ -95,7 +95,7 @@ def test_inconsistent_yaml_labels_are_rejected(fx, tmp_path):
 
 
 def test_read_only_data_folder_writes_split_to_cache(fx, tmp_path, monkeypatch):
-    import janus.data.imagenet_r as imagenet_r
+    from janus.data import imagenet_r
 
     base = fx.make_imagenet_r(tmp_path / "data", COUNTS)
     monkeypatch.setenv("JANUS_CACHE", str(tmp_path / "cache"))

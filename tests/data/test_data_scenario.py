@@ -10,8 +10,8 @@ from janus.errors import UserError
 
 
 def synthetic(fx, **kw):
-    base = dict(dataset="synthetic", synthetic_classes=6, synthetic_train_per_class=20,
-                synthetic_test_per_class=5, tasks=3, image_size=8)
+    base = {"dataset": "synthetic", "synthetic_classes": 6, "synthetic_train_per_class": 20,
+            "synthetic_test_per_class": 5, "tasks": 3, "image_size": 8}
     base.update(kw)
     return fx.config(**base)
 
@@ -107,6 +107,10 @@ def test_seen_and_train_eval_uses_test_transform(fx):
     task = scenario.tasks[0]
     source_image = task.train.source.load(int(task.train.indices[3]))
     assert torch.equal(task.train_eval[3][0], source_image)  # tensors are stored at image_size already
+    digits = build_scenario(fx.config(dataset="digits", tasks=2, image_size=8), seed=0).tasks[0]
+    grey = digits.train_eval.source.load(int(digits.train_eval.indices[0]))
+    assert grey.shape == (1, 8, 8) and torch.equal(digits.train_eval[0][0], grey.expand(3, 8, 8))
+    assert digits.train[0][0].shape == (3, 8, 8)
     torch.manual_seed(0)
     augmented = torch.stack([task.train[3][0] for _ in range(4)])
     assert not all(torch.equal(augmented[0], a) for a in augmented[1:])
@@ -135,3 +139,14 @@ def test_make_loader_order_is_deterministic_given_seed(fx):
     batches = list(make_loader(dataset, 16, shuffle=False, drop_last=True))
     assert len(batches) == len(dataset) // 16 and batches[0][0].shape == (16, 3, 8, 8)
     assert batches[0][1].tolist() == dataset.targets[:16].tolist()
+
+
+def test_augmented_batches_repeat_given_seed_with_workers(fx):
+    dataset = build_scenario(synthetic(fx), seed=0).tasks[0].train
+
+    def first_batch(seed):
+        return next(iter(make_loader(dataset, 8, shuffle=True, seed=seed, num_workers=2)))
+
+    (xa, ya), (xb, yb), (xc, _) = first_batch(3), first_batch(3), first_batch(4)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)  # crops drawn in workers seeded from the generator
+    assert not torch.equal(xa, xc)
