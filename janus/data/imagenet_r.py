@@ -82,7 +82,11 @@ def load_or_create_split(base: Path, paths: list[str], labels: list[int], seed: 
     except OSError as err:
         target = cached_split_path(base, seed)
         warnings.warn(f"ImageNet-R folder {base} is not writable ({err.strerror}); split written to {target}")
-        write_json_atomic(target, payload)
+        try:
+            write_json_atomic(target, payload)
+        except OSError as cache_err:
+            raise UserError(f"cannot write the ImageNet-R split beside the data ({base}) nor to {target} "
+                            f"({cache_err.strerror}); set env JANUS_CACHE to a writable folder") from None
     return train, test, {"split_file": str(target), "split_created": True}
 
 
