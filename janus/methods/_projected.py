@@ -1,0 +1,243 @@
+"""Constrained LoRA updates for methods: rewrite the optimizer's update of each pair, and the data passes
+that build the projectors.
+
+The protocol owns the optimizer (DESIGN.md), so a method constrains LoRA through its two step hooks
+(janus-lora.md §5.7, the hook point GR uses):
+
+    after_backward  ("update" hook) snapshot (A₀, B₀) of every trainable pair
+                    ("grad" hook)   rewrite the gradients (g_A, g_B) ← rule(g_A, g_B) in place
+    after_step      ("update" hook) (ΔA, ΔB) = (A − A₀, B − B₀) → rule → (A, B) ← (A₀ + ΔA*, B₀ + ΔB*)
+
+so with "update" what is projected is the step Adam actually took: Adam's per-coordinate scaling does not
+commute with a projection, projecting gradients ("grad") is kept for comparison. Adam's moments still see
+the raw gradients, as in LoRA-DRS's projected Adam (`LoRA-Sub-DRS:optimgrad/adam_proj.py`).
+
+A `Projector` is janus.rectify's right projector Π on a slice's input space: (basis, "remove") is
+Π = I − VVᵀ, (basis, "retain") is Π = UUᵀ; `scale` multiplies the rewritten step (LoRA-DRS's 1/‖PPᵀ‖_F).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from janus.errors import UserError
+from janus.lora import AdaptedSlice
+from janus.methods.base import TaskInfo
+from janus.rectify import VARIANTS, project_right, rectify, violation
+from janus.subspace import DualBasis, post_task_statistics, representation_from_covariance
+
+RULES = ("project_a", "project_both", "rectify")
+HOOKS = ("update", "grad")
+
+
+@dataclass(frozen=True)
+class Projector:
+    basis: Tensor
+    mode: str = "remove"
+    scale: float = 1.0
+
+
+def project_left(M: Tensor, projector: Projector) -> Tensor:
+    """Π M for a column-space matrix M (d × n), Π symmetric: (Mᵀ Π)ᵀ."""
+    return project_right(M.mT, projector.basis, projector.mode).mT
+
+
+def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, projector: Projector,
+                   gr_variant: str = "tangent", ridge: float = 1e-3) -> tuple[Tensor, Tensor]:
+    """The constrained step (ΔA*, ΔB*) of one pair (A r×d, B m×r) at the point (A, B).
+
+    project_a:     ΔA* = ΔA Π,  ΔB* = ΔB                   (LoRA-GPM, baselines.md §7: B free)
+    project_both:  ΔA* = ΔA Π,  ΔB* = Π ΔB                  (LoRA-DRS: u T for A, T u for B, §11; needs m = d)
+    rectify:       (ΔA*, ΔB*) = GR(A, B, ΔA, ΔB; Π)         (janus-lora.md §5, `gr_variant` of janus.rectify)
+    Every rule is linear in (ΔA, ΔB), so it applies to gradients as well; both outputs are times `scale`.
+    """
+    basis, mode = projector.basis, projector.mode
+    if rule == "project_a":
+        dA = project_right(dA, basis, mode)
+    elif rule == "project_both":
+        if dB.shape[0] != dA.shape[1]:
+            raise ValueError(f"project_both needs d_out == d_in, got {dB.shape[0]} and {dA.shape[1]}")
+        dA, dB = project_right(dA, basis, mode), project_left(dB, projector)
+    elif rule == "rectify":
+        dA, dB = rectify(gr_variant, A, B, dA, dB, basis, mode=mode, ridge=ridge)
+    else:
+        raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
+    return dA * projector.scale, dB * projector.scale
+
+
+class ViolationMeter:
+    """Mean relative first-order violation ‖Z(I − Π)‖_F / ‖Z‖_F, Z = B ΔA + ΔB A (janus.rectify.violation),
+    of the step before the rewrite ("raw") and of the step applied, over all constrained slices and steps."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.raw: Tensor | float = 0.0
+        self.applied: Tensor | float = 0.0
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, A, B, raw: tuple[Tensor, Tensor], applied: tuple[Tensor, Tensor], projector: Projector):
+        # summed as tensors: no host sync per step
+        self.raw = self.raw + violation(A, B, *raw, projector.basis, projector.mode).float()
+        self.applied = self.applied + violation(A, B, *applied, projector.basis, projector.mode).float()
+        self.count += 1
+
+    def summary(self) -> dict[str, float]:
+        """{'violation_raw', 'violation_applied'} (NaN when nothing was constrained), then reset."""
+        if not self.count:
+            result = {"violation_raw": float("nan"), "violation_applied": float("nan")}
+        else:
+            result = {"violation_raw": float(self.raw) / self.count,
+                      "violation_applied": float(self.applied) / self.count}
+        self.reset()
+        return result
+
+
+class UpdateRewriter:
+    """Applies `rewrite_update` to the trainable pair of every slice that has a projector (see module doc).
+
+    Call ``before_step`` from ``after_backward`` and ``after_step`` from ``after_step``; slices missing from
+    the projector map (e.g. on the first task) train unconstrained.  With ``track_violation`` the meter
+    records the raw step (the optimizer's step, or the gradient with the "grad" hook) against the applied one.
+    """
+
+    def __init__(self, rule: str, hook: str = "update", gr_variant: str = "tangent", ridge: float = 1e-3,
+                 track_violation: bool = True):
+        check_choice("update_hook", hook, HOOKS)
+        check_choice("gr_variant", gr_variant, VARIANTS)
+        if rule not in RULES:
+            raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
+        self.rule, self.hook, self.gr_variant, self.ridge = rule, hook, gr_variant, ridge
+        self.meter = ViolationMeter() if track_violation else None
+        self._before: dict[str, tuple[Tensor, Tensor]] = {}
+        self._raw: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def _rewrite(self, A, B, dA, dB, projector):
+        return rewrite_update(self.rule, A, B, dA, dB, projector, self.gr_variant, self.ridge)
+
+    @torch.no_grad()
+    def before_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
+        self._before.clear()
+        self._raw.clear()
+        for s in _constrained(slices, projectors):
+            A, B = s.pair.A, s.pair.B
+            self._before[s.name] = (A.detach().clone(), B.detach().clone())
+            if self.hook == "grad" and A.grad is not None and B.grad is not None:
+                self._raw[s.name] = (A.grad.clone(), B.grad.clone())
+                new_gA, new_gB = self._rewrite(A, B, A.grad, B.grad, projectors[s.name])
+                A.grad.copy_(new_gA)
+                B.grad.copy_(new_gB)
+
+    @torch.no_grad()
+    def after_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
+        for s in _constrained(slices, projectors):
+            if s.name not in self._before:
+                continue
+            A, B = s.pair.A, s.pair.B
+            A0, B0 = self._before[s.name]
+            step = (A - A0, B - B0)
+            if self.hook == "update":
+                applied = self._rewrite(A0, B0, *step, projectors[s.name])
+                A.copy_(A0 + applied[0])
+                B.copy_(B0 + applied[1])
+                raw = step
+            else:
+                applied, raw = step, self._raw.get(s.name, step)
+            if self.meter is not None:
+                self.meter.add(A0, B0, raw, applied, projectors[s.name])
+        self._before.clear()
+        self._raw.clear()
+
+    def summary(self) -> dict[str, float]:
+        return self.meter.summary() if self.meter is not None else {}
+
+
+def _constrained(slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> list[AdaptedSlice]:
+    return [s for s in slices if s.name in projectors and s.pair.A.requires_grad]
+
+
+def check_choice(option: str, value: str, valid) -> None:
+    """A clear message for a bad string option (the registry checks only its type)."""
+    if value not in valid:
+        raise UserError(f"unknown method.{option} {value!r}; valid: {', '.join(valid)}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# data passes
+
+
+def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, task: TaskInfo,
+                      modules: Mapping[str, nn.Module], data: str = "train", batch_size: int | None = None,
+                      max_batches: int | None = None, shuffle: bool = False) -> dict[str, Tensor]:
+    """Ĉ = mean x xᵀ over all tokens entering each of ``modules``, in one no-grad pass over the task's
+    training images (``data`` "train": train transform, as InfLoRA's and LoRA-DRS's passes; "eval": test
+    transform), with ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset
+    (GPM's 125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
+    """
+    dataset = task.train_data if data == "train" else task.train_eval_data
+    loader = task.make_loader(dataset, shuffle=shuffle, seed=task.index, batch_size=batch_size)
+    was_training = module.training
+    module.eval()
+    try:
+        return post_task_statistics(lambda batch: forward(batch[0].to(task.device)), loader, modules,
+                                    max_batches=max_batches)
+    finally:
+        module.train(was_training)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# per-block protected subspaces
+
+
+def force_per_task_pairs(modules: Mapping[str, nn.Module], task: TaskInfo) -> None:
+    """A new pair on every slice at each task after the first (older pairs frozen), whatever
+    `lora.structure` says: for methods defined by per-task branches (InfLoRA, LoRA-DRS)."""
+    if task.index > 0:
+        for module in modules.values():
+            module.add_pairs()
+
+
+def block_index(module_name: str) -> int:
+    """'blocks.3.attn.qkv' -> 3 (the naming of janus.lora.inject_lora)."""
+    return int(module_name.split(".")[1])
+
+
+class BlockBases:
+    """One `DualBasis` per block, shared by its K and V slices (they read the same input, janus-lora.md §2.1),
+    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (protocol.md §7.1–§7.2).
+
+    criterion "eig_sq": the GPM rule applied to the covariance itself, i.e. to λ² (InfLoRA, §7.2);
+    "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (GPM, §7.1).
+    """
+
+    def __init__(self, criterion: str = "eig_sq"):
+        check_choice("criterion", criterion, ("eig", "eig_sq"))
+        self.criterion = criterion
+        self.bases: dict[int, DualBasis] = {}
+
+    def update(self, covariances: Mapping[str, Tensor], eps: float) -> None:
+        for name, C in covariances.items():
+            dual = self.bases.setdefault(block_index(name), DualBasis.empty(C.shape[0], C.dtype, C.device))
+            dual.update_gpm(C if self.criterion == "eig_sq" else representation_from_covariance(C), eps)
+
+    def projectors(self, slices: list[AdaptedSlice]) -> dict[str, Projector]:
+        """Π per slice: remove mode Π = I − MMᵀ, retain mode Π = MMᵀ (M the stored basis)."""
+        return {s.name: Projector(self.bases[s.block].basis, self.bases[s.block].mode)
+                for s in slices if s.block in self.bases}
+
+    def summary(self) -> dict:
+        blocks = sorted(self.bases)
+        return {"protected_dims": [self.bases[b].protected_dim() for b in blocks],
+                "retain_blocks": sum(self.bases[b].mode == "retain" for b in blocks)}
+
+    def state(self) -> dict:
+        return {b: {"basis": d.basis.detach().cpu(), "mode": d.mode} for b, d in self.bases.items()}
+
+    def load(self, state: Mapping, device: torch.device) -> None:
+        self.bases = {int(b): DualBasis(s["basis"].to(device), s["mode"]) for b, s in state.items()}
