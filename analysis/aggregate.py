@@ -1,0 +1,101 @@
+"""Pure frame -> frame steps from trial rows to mean ± std over seeds (the numbers behind every table).
+
+* `table_rows`: the rows a table reports (grid and replicate stages; a search-only study reports its best
+  trial per method by `val_acc_all`, a validation objective, never the test split).
+* `with_keys`: adds the grouping keys `oe`, `gr`, `dml` (the ablation flags), `epochs` and `variant`
+  (the config keys that differ between rows of one method, e.g. "lr=0.001", so that different
+  configurations are never averaged together).
+* `aggregate`: one row per (group, metric) with `n` (completed seeds), `n_excluded` (failed or unfinished
+  trials, left out of the mean), `mean` and `std` (sample standard deviation, ddof=1; null when n < 2).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+FLAGS = {"oe": "cfg.method.oe", "gr": "cfg.method.gr", "dml": "cfg.method.dml"}
+GR_PLUGIN_METHODS = ("lora-gpm", "lora-drs")  # methods whose `gr` option defaults to off
+BASE_KEYS = ("method", "dataset", "tasks", "backbone")
+GROUP_KEYS = (*BASE_KEYS, "oe", "gr", "dml", "epochs", "variant")
+TABLE_METRICS = ("acc", "maa", "bwt")
+# Config keys that name the group already or cannot change a result.
+IGNORED_CONFIG = {"cfg.method.name", "cfg.data.dataset", "cfg.data.tasks", "cfg.backbone.name", *FLAGS.values(),
+                  "cfg.data.root", "cfg.backbone.weights", "cfg.optim.device", "cfg.optim.num_workers",
+                  "cfg.optim.eval_batch_size"}
+
+
+def is_completed() -> pl.Expr:
+    """A trial counts when it completed with a finite final accuracy; anything else is excluded."""
+    return ((pl.col("status") == "completed") & pl.col("acc").is_finite()).fill_null(False)
+
+
+def table_rows(results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """Rows the tables report and a note for the caption ("" unless the study was search-only)."""
+    final = results.filter(pl.col("stage").is_null() | (pl.col("stage") != "search"))
+    if final.height or results.height == 0:
+        return final, ""
+    best = (results.filter(is_completed())
+            .sort("val_acc_all", descending=True, nulls_last=True, maintain_order=True)
+            .group_by(BASE_KEYS, maintain_order=True).first())
+    return best, "Search-only study: the best search trial per method by val_acc_all (validation split)."
+
+
+def _flag(rows: pl.DataFrame, name: str) -> pl.Expr:
+    column = FLAGS[name]
+    value = pl.col(column).cast(pl.Boolean) if column in rows.columns else pl.lit(None, pl.Boolean)
+    if name == "gr":  # a plug-in GR is off unless set; Janus's components are on unless set
+        value = pl.when(pl.col("method").is_in(GR_PLUGIN_METHODS)).then(value.fill_null(False)).otherwise(value)
+    return pl.when(pl.col("method") == "janus").then(value.fill_null(True)).otherwise(value).alias(name)
+
+
+def variant_keys(rows: pl.DataFrame) -> list[str]:
+    """Config columns that take more than one value within a (method, benchmark, backbone, flags) group."""
+    columns = [c for c in rows.columns
+               if c.startswith("cfg.") and c not in IGNORED_CONFIG and "seed" not in c.rsplit(".", 1)[-1]]
+    if not columns or rows.height == 0:
+        return []
+    counts = rows.group_by(*BASE_KEYS, *FLAGS).agg(pl.col(c).n_unique() for c in columns)
+    return [c for c in columns if counts[c].max() > 1]
+
+
+def _format_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _variant_label(keys: list[str]):
+    short = {key: key.rsplit(".", 1)[-1] for key in keys}
+    if len(set(short.values())) < len(keys):
+        short = {key: key.removeprefix("cfg.") for key in keys}
+    return lambda row: ", ".join(f"{short[k]}={_format_value(row[k])}" for k in keys if row[k] is not None)
+
+
+def with_keys(rows: pl.DataFrame) -> pl.DataFrame:
+    """Add the grouping columns oe, gr, dml (Boolean), epochs (Int64) and variant (String)."""
+    rows = rows.with_columns(*(_flag(rows, name) for name in FLAGS))
+    epochs = pl.col("cfg.optim.epochs").cast(pl.Int64) if "cfg.optim.epochs" in rows.columns else pl.lit(None)
+    keys = variant_keys(rows)
+    if keys:
+        variant = pl.struct(keys).map_elements(_variant_label(keys), return_dtype=pl.String)
+    else:
+        variant = pl.lit("")
+    return rows.with_columns(epochs.cast(pl.Int64).alias("epochs"), variant.alias("variant"))
+
+
+def aggregate(rows: pl.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS) -> pl.DataFrame:
+    """Long frame: GROUP_KEYS, metric, mean, std (ddof=1), n, n_excluded; one row per group and metric."""
+    rows = with_keys(rows)
+    ok = is_completed()
+    wide = rows.group_by(GROUP_KEYS, maintain_order=True).agg(
+        ok.sum().cast(pl.Int64).alias("n"), (~ok).sum().cast(pl.Int64).alias("n_excluded"),
+        *(pl.col(m).filter(ok).mean().alias(f"{m}:mean") for m in metrics),
+        *(pl.col(m).filter(ok).std(ddof=1).alias(f"{m}:std") for m in metrics))
+    return pl.concat([
+        wide.select(*GROUP_KEYS, pl.lit(m).alias("metric"), pl.col(f"{m}:mean").alias("mean"),
+                    pl.col(f"{m}:std").alias("std"), "n", "n_excluded")
+        for m in metrics])
+
+
+def summarize(results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """Trial rows -> (aggregate, caption note): what every table layout starts from."""
+    rows, note = table_rows(results)
+    return aggregate(rows), note

@@ -1,0 +1,105 @@
+"""Load the results of one or more studies into one Polars frame with a fixed schema.
+
+A study lives in `<studies_dir>/<name>/`: `results.parquet` (one row per trial, written by `study/`) and
+`study.json` (name, tracking_uri, experiment_id, parent_run_id, created, argv). When the Parquet file is not
+at hand the rows are rebuilt from the study's MLflow runs (`analysis.mlflow_load`).
+
+The frame has the columns of `RESULT_SCHEMA` in this order (a column missing from a file is filled with
+nulls; `status`, `method`, `dataset`, `tasks`, `backbone` and `seed` are required), followed by one
+`cfg.<flat key>` column per config key (e.g. `cfg.optim.lr`, `cfg.method.oe`), in first-seen order. Metrics
+are percent (0-100), null for failed trials; `acc_matrix[t][j]` is the accuracy on task j after task t
+(NaN for j > t).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from janus.errors import UserError
+
+METRIC_COLUMNS = ("acc", "maa", "acc_task", "maa_task", "bwt", "fgt", "acc_all",
+                  "val_acc", "val_maa", "val_acc_all")
+
+RESULT_SCHEMA: dict[str, pl.DataType] = {
+    "study": pl.String, "trial_id": pl.String, "status": pl.String, "error": pl.String,
+    "method": pl.String, "dataset": pl.String, "tasks": pl.Int64, "backbone": pl.String, "seed": pl.Int64,
+    "stage": pl.String, "config_json": pl.String,
+    **{name: pl.Float64 for name in METRIC_COLUMNS},
+    "acc_matrix": pl.List(pl.List(pl.Float64)), "n_test": pl.List(pl.Int64),
+    "task_wall_s": pl.List(pl.Float64), "wall_s": pl.Float64, "peak_memory_mb": pl.Float64,
+    "diagnostics_json": pl.String, "git_sha": pl.String, "device": pl.String, "finished_at": pl.String,
+}
+REQUIRED = ("status", "method", "dataset", "tasks", "backbone", "seed")
+RESULTS_FILE = "results.parquet"
+STUDY_FILE = "study.json"
+
+
+def resolve_study(study: str | Path, studies_dir: str | Path = "studies") -> Path:
+    """`--study NAME` -> `<studies_dir>/NAME`; a path to an existing study folder is taken as it is."""
+    direct = Path(study)
+    if (direct / RESULTS_FILE).is_file() or (direct / STUDY_FILE).is_file():
+        return direct
+    folder = Path(studies_dir) / str(study)
+    if not folder.is_dir():
+        raise UserError(f"study {str(study)!r} not found: no folder {folder} (set --studies-dir to the folder "
+                        f"that holds your studies)")
+    return folder
+
+
+def read_study_meta(study_dir: str | Path) -> dict:
+    """The study's `study.json`, or {} when it has none."""
+    path = Path(study_dir) / STUDY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error}); fix or delete it") from error
+
+
+def conform(frame: pl.DataFrame, origin: str = "results") -> pl.DataFrame:
+    """Cast to `RESULT_SCHEMA` (fixed columns first, nulls for missing ones), then the `cfg.*` columns."""
+    missing = [name for name in REQUIRED if name not in frame.columns]
+    if missing:
+        raise UserError(f"{origin} lacks the column(s) {', '.join(missing)}; is it a results.parquet of a study?")
+    fixed = [pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+             for name, dtype in RESULT_SCHEMA.items()]
+    config = [name for name in frame.columns if name.startswith("cfg.")]
+    return frame.select(*fixed, *config)
+
+
+def read_results(path: str | Path) -> pl.DataFrame:
+    path = Path(path)
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.ComputeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from error
+    return conform(frame, str(path))
+
+
+def load_study(study_dir: str | Path) -> pl.DataFrame:
+    """One study's rows: its `results.parquet`, else its MLflow runs (study.json names the parent run)."""
+    study_dir = Path(study_dir)
+    if (study_dir / RESULTS_FILE).is_file():
+        return read_results(study_dir / RESULTS_FILE)
+    meta = read_study_meta(study_dir)
+    if meta.get("tracking_uri") and meta.get("parent_run_id"):
+        from analysis.mlflow_load import load_mlflow
+
+        return load_mlflow(meta["tracking_uri"], meta["parent_run_id"], study=meta.get("name", study_dir.name))
+    raise UserError(f"no {RESULTS_FILE} in {study_dir} and no MLflow parent run in its {STUDY_FILE}; "
+                    f"has the study run yet?")
+
+
+def load_results(studies: Iterable[str | Path], studies_dir: str | Path = "studies") -> pl.DataFrame:
+    """Rows of every named study (names or folders) in one frame; fails when there are none."""
+    frames = [load_study(resolve_study(study, studies_dir)) for study in studies]
+    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if frame.height == 0:
+        raise UserError(f"no trials in {', '.join(map(str, studies)) or 'the given studies'}: "
+                        f"the results are empty")
+    return frame
