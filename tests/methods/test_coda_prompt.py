@@ -1,3 +1,5 @@
+import importlib
+import itertools
 import math
 
 import pytest
@@ -5,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from janus.backbone import build_backbone
-from janus.config import BackboneConfig, LoraConfig
+from janus.config import BackboneConfig, ExperimentConfig, LoraConfig
 from janus.errors import UserError
 from janus.methods import MethodContext, TaskInfo, build_options, method_class
 from janus.methods.coda_prompt import component_weights
@@ -108,3 +110,12 @@ def test_checkpoint_restores_the_slices_and_the_task_count():
         k.startswith("backbone.") for k in method.checkpoint_state()["model"]
     )
     torch.testing.assert_close(fresh.predict(images(2)), method.predict(images(2)))
+
+
+def test_search_space_is_valid_for_every_choice():
+    space = importlib.import_module("search_spaces.coda_prompt")
+    assert space.METHOD == "coda-prompt" and "--search-space coda_prompt" in space.__doc__
+    choices = {key: getattr(domain, "categories", [domain.sample()]) for key, domain in space.SPACE.items()}
+    for values in itertools.product(*choices.values()):
+        cfg = ExperimentConfig.from_dict({"method.name": space.METHOD, **dict(zip(choices, values))})
+        build_options(space.METHOD, cfg.method.params)

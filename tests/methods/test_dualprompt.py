@@ -1,10 +1,12 @@
+import importlib
+import itertools
 import math
 
 import pytest
 import torch
 
 from janus.backbone import build_backbone
-from janus.config import BackboneConfig, LoraConfig
+from janus.config import BackboneConfig, ExperimentConfig, LoraConfig
 from janus.errors import UserError
 from janus.methods import MethodContext, TaskInfo, build_options, method_class
 from janus.protocol import run_experiment
@@ -89,3 +91,12 @@ def test_odd_prompt_lengths_are_user_errors():
 def test_runs_end_to_end(tiny):
     result = run_experiment(tiny(**{"method.name": "dualprompt"}))
     assert all(math.isfinite(v) for v in result.metrics.values())
+
+
+def test_search_space_is_valid_for_every_choice():
+    space = importlib.import_module("search_spaces.dualprompt")
+    assert space.METHOD == "dualprompt" and "--search-space dualprompt" in space.__doc__
+    choices = {key: getattr(domain, "categories", [domain.sample()]) for key, domain in space.SPACE.items()}
+    for values in itertools.product(*choices.values()):
+        cfg = ExperimentConfig.from_dict({"method.name": space.METHOD, **dict(zip(choices, values))})
+        build_options(space.METHOD, cfg.method.params)

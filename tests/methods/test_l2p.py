@@ -1,10 +1,12 @@
+import importlib
+import itertools
 import math
 
 import pytest
 import torch
 
 from janus.backbone import build_backbone
-from janus.config import BackboneConfig, LoraConfig
+from janus.config import BackboneConfig, ExperimentConfig, LoraConfig
 from janus.errors import UserError
 from janus.methods import MethodContext, TaskInfo, build_options, method_class
 from janus.protocol import run_experiment
@@ -95,3 +97,12 @@ def test_runs_end_to_end(tiny):
     assert math.isfinite(result.metrics["acc_task"]) and math.isfinite(result.metrics["bwt"])
     usage = result.diagnostics[0]["prompt_usage"]
     assert len(usage) == 10 and sum(usage) > 0
+
+
+def test_search_space_is_valid_for_every_choice():
+    space = importlib.import_module("search_spaces.l2p")
+    assert space.METHOD == "l2p" and "--search-space l2p" in space.__doc__
+    choices = {key: getattr(domain, "categories", [domain.sample()]) for key, domain in space.SPACE.items()}
+    for values in itertools.product(*choices.values()):
+        cfg = ExperimentConfig.from_dict({"method.name": space.METHOD, **dict(zip(choices, values))})
+        build_options(space.METHOD, cfg.method.params)
