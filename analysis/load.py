@@ -76,7 +76,7 @@ def read_results(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     try:
         frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.ComputeError) as error:
+    except (OSError, pl.exceptions.PolarsError) as error:
         raise UserError(f"cannot read {path}: {error}") from error
     return conform(frame, str(path))
 
@@ -84,22 +84,24 @@ def read_results(path: str | Path) -> pl.DataFrame:
 def load_study(study_dir: str | Path) -> pl.DataFrame:
     """One study's rows: its `results.parquet`, else its MLflow runs (study.json names the parent run)."""
     study_dir = Path(study_dir)
-    if (study_dir / RESULTS_FILE).is_file():
-        return read_results(study_dir / RESULTS_FILE)
     meta = read_study_meta(study_dir)
-    if meta.get("tracking_uri") and meta.get("parent_run_id"):
+    if (study_dir / RESULTS_FILE).is_file():
+        frame = read_results(study_dir / RESULTS_FILE)
+    elif meta.get("tracking_uri") and meta.get("parent_run_id"):
         from analysis.mlflow_load import load_mlflow
 
-        return load_mlflow(meta["tracking_uri"], meta["parent_run_id"], study=meta.get("name", study_dir.name))
-    raise UserError(f"no {RESULTS_FILE} in {study_dir} and no MLflow parent run in its {STUDY_FILE}; "
-                    f"has the study run yet?")
+        frame = load_mlflow(meta["tracking_uri"], meta["parent_run_id"], study=meta.get("name", study_dir.name))
+    else:
+        raise UserError(f"no {RESULTS_FILE} in {study_dir} and no MLflow parent run in its {STUDY_FILE}; "
+                        f"has the study run yet?")
+    if frame.height == 0:
+        raise UserError(f"the study in {study_dir} has no trials yet: its results are empty")
+    return frame
 
 
 def load_results(studies: Iterable[str | Path], studies_dir: str | Path = "studies") -> pl.DataFrame:
-    """Rows of every named study (names or folders) in one frame; fails when there are none."""
+    """Rows of every named study (names or folders) in one frame, config columns unioned."""
     frames = [load_study(resolve_study(study, studies_dir)) for study in studies]
-    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    if frame.height == 0:
-        raise UserError(f"no trials in {', '.join(map(str, studies)) or 'the given studies'}: "
-                        f"the results are empty")
-    return frame
+    if not frames:
+        raise UserError("no study given: name one with --study NAME")
+    return pl.concat(frames, how="diagonal_relaxed")

@@ -25,6 +25,7 @@ from analysis import layouts
 from analysis.aggregate import aggregate, summarize, table_rows
 from analysis.format import FORMATS, Table, common_seeds, to_markdown
 from analysis.paper import PAPER_FILE, comparison, with_paper
+from janus.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", metavar="DIR", help="also write every table as md, tex, csv and html here")
     args = parser.parse_args(argv)
     tables = build_tables(load_results(args.study, args.studies_dir), args.paper, args.table or TABLE_NAMES)
+    if not tables:
+        raise UserError(f"nothing to tabulate for {', '.join(args.table or ['any table'])}: no completed trial "
+                        f"has what the table needs (see python -m analysis.tables --help)")
     print("\n".join(FORMATS[args.format](table) for table in tables), end="")
     if args.out:
         paths = write_tables(tables, args.out)
