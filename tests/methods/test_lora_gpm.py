@@ -1,5 +1,6 @@
 """LoRA-GPM (baselines.md §7) and the update-rewriting machinery it shares (janus/methods/_projected.py)."""
 
+import importlib
 import math
 
 import pytest
@@ -8,7 +9,9 @@ from torch import nn
 
 import janus
 from janus import protocol
+from janus.config import ExperimentConfig
 from janus.lora import LoRAQKV, adapted_slices
+from janus.methods import METHODS, build_options
 from janus.methods._projected import Projector, UpdateRewriter
 from janus.rectify import violation
 
@@ -126,3 +129,13 @@ def test_lora_gpm_with_gr_lowers_the_composite_violation(tiny):
     second = result.diagnostics[1]
     assert all(math.isfinite(v) for v in result.metrics.values())
     assert second["violation_applied"] < 0.95 * second["violation_raw"]
+
+
+@pytest.mark.parametrize("space", ["lora_gpm", "inflora", "sd_lora", "lora_drs"])
+def test_search_spaces_of_the_lora_baselines_use_valid_keys(tiny, space):
+    module = importlib.import_module(f"search_spaces.{space}")
+    assert module.METHOD in METHODS and "python -m study.run" in module.__doc__
+    for _ in range(3):
+        sample = {key: domain.sample() for key, domain in module.SPACE.items()}
+        config = ExperimentConfig.from_dict(tiny(**{"method.name": module.METHOD, **sample}))
+        build_options(config.method.name, config.method.params)
