@@ -1,3 +1,5 @@
+import importlib
+import itertools
 import math
 from functools import partial
 
@@ -8,7 +10,7 @@ from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.config import ExperimentConfig
 from janus.data import build_scenario
 from janus.errors import UserError
-from janus.methods import MethodContext, TaskInfo, build_method
+from janus.methods import MethodContext, TaskInfo, build_method, build_options
 from janus.methods.keeplora import residual_gradient_init, slice_weight, weight_protected_basis
 from janus.protocol import _loader, run_experiment
 from janus.training import train_task
@@ -123,3 +125,12 @@ def test_runs_end_to_end(tiny):
     result = run_experiment(tiny(**PARAMS))
     assert result.acc_matrix.shape == (2, 2) and all(math.isfinite(v) for v in result.metrics.values())
     assert 0 < result.diagnostics[0]["keeplora_protected_dim"] <= result.diagnostics[1]["keeplora_protected_dim"]
+
+
+def test_search_space_keys_and_values_are_valid_options():
+    space = importlib.import_module("search_spaces.keeplora")
+    assert space.METHOD == "keeplora" and "--search-space keeplora" in space.__doc__
+    choices = {key: getattr(domain, "categories", [domain.sample()]) for key, domain in space.SPACE.items()}
+    for values in itertools.product(*choices.values()):
+        cfg = ExperimentConfig.from_dict({"method.name": space.METHOD, **dict(zip(choices, values))})
+        build_options(space.METHOD, cfg.method.params)

@@ -1,3 +1,5 @@
+import importlib
+import itertools
 import math
 from functools import partial
 
@@ -10,7 +12,7 @@ from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.config import ExperimentConfig
 from janus.data import build_scenario
 from janus.errors import UserError
-from janus.methods import MethodContext, TaskInfo, build_method
+from janus.methods import MethodContext, TaskInfo, build_method, build_options
 from janus.methods._loda_math import (
     energy_ratio,
     general_subspace,
@@ -206,3 +208,12 @@ def test_runs_end_to_end(tiny):
     assert result.acc_matrix.shape == (2, 2) and all(math.isfinite(v) for v in result.metrics.values())
     assert math.isfinite(result.diagnostics[1]["loda_isolated_energy_ratio"])
     assert result.diagnostics[0]["loda_recalibration_trace"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_search_space_keys_and_values_are_valid_options():
+    space = importlib.import_module("search_spaces.loda")
+    assert space.METHOD == "loda" and "--search-space loda" in space.__doc__
+    choices = {key: getattr(domain, "categories", [domain.sample()]) for key, domain in space.SPACE.items()}
+    for values in itertools.product(*choices.values()):
+        cfg = ExperimentConfig.from_dict({"method.name": space.METHOD, **dict(zip(choices, values))})
+        build_options(space.METHOD, cfg.method.params)
