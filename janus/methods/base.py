@@ -14,6 +14,7 @@ restore it; heads and per-task LoRA pairs are regrown from the checkpoint by `lo
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -67,6 +68,17 @@ class MethodOutput:
     logits: torch.Tensor         # over all seen classes (concatenated heads)
     features: torch.Tensor       # CLS token after the final norm
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def snapshot(state):
+    """A deep copy of nested dicts/lists of tensors, on the CPU (checkpoints must not alias live state)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: snapshot(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(snapshot(value) for value in state)
+    return copy.deepcopy(state)
 
 
 class Method(nn.Module):
@@ -138,9 +150,9 @@ class Method(nn.Module):
 
     def checkpoint_state(self) -> dict:
         """Everything needed to continue after a task boundary (frozen backbone weights excluded)."""
-        model = {k: v.detach().cpu() for k, v in self.state_dict().items()
+        model = {k: snapshot(v) for k, v in self.state_dict().items()
                  if self.trains_backbone or k not in self._frozen_keys}
-        return {"model": model, "extra": self.extra_state()}
+        return {"model": model, "extra": snapshot(self.extra_state())}
 
     def load_checkpoint(self, state: dict) -> None:
         self.grow_for_state(state["model"])

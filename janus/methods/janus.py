@@ -1,0 +1,273 @@
+"""Janus-LoRA: LoRA on K and V + Online Estimation (OE) + Gradient Rectification (GR) + Decoupled Margin
+Loss (DML). Spec: janus-lora.md (section numbers below); the equations live in `janus/subspace.py`,
+`janus/rectify.py` and `janus/margin.py`, each tested against a dense reference.
+
+Per task t (§7):
+* OE (§3.2): forward-pre-hooks on every adapted qkv accumulate C_l += Σ x xᵀ of the block's LN1 output
+  during the ordinary training passes (no extra pass, no samples kept). At task end, V_l grows by the
+  eigenvectors of the residual (I − V Vᵀ) Ĉ (I − V Vᵀ) needed to reach energy ε_t = ε_b + (ε_e − ε_b)·t/T.
+* GR (§5.7): the optimizer's actual update (ΔA, ΔB) of every pair is rectified so that the composite
+  B ΔA + ΔB A is (GR-T: as close as LoRA's tangent space allows to) Z Π with Π = I − V_l V_lᵀ; inactive on
+  task 0, where no V exists. `gr_on="grad"` rectifies raw gradients before the step instead (comparison).
+* DML (§6.3): L = CE + λ · mean_i [max_c ⟨f̂_i, p̂_c⟩ − m_old]₊ over the old-class prototypes (§6.2).
+
+Ablations (§10) are flag combinations: ① all off (= seq-lora), ② dml, ③ oe, ④ gr, ⑤ oe+gr, ⑥ oe+dml,
+⑦ all. Two [OUR CHOICE] readings of the rows without one of OE/GR:
+* OE without GR (③, ⑥) protects with "project ΔA only" (ΔA ← ΔA Π, the LoRA-GPM rule) on the OE basis:
+  `protect_without_gr="project_a"` (or "none": OE then only feeds the diagnostics).
+* GR without OE (④) needs some subspace (§11 item 4): `fallback_subspace="gpm"` builds it GPM-style from a
+  post-task pass over `gpm_samples` training images (test transform, model at task end) with the same
+  energy rule; "none" leaves GR without a basis (a no-op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from janus.diagnostics import interference_ratio, low_rank_delta
+from janus.errors import UserError
+from janus.margin import PrototypeBank, danger, dml_loss
+from janus.methods._lora_base import LoRAMethod
+from janus.methods.base import MethodContext, MethodOutput, TaskInfo
+from janus.methods.registry import register_method
+from janus.rectify import project_right, rectify
+from janus.subspace import ActivationRecorder, energy_threshold, expand_basis, post_task_statistics
+
+CHOICES = {
+    "gr_variant": ("tangent", "tangent_gauge", "strict"),
+    "gr_on": ("update", "grad"),
+    "energy_criterion": ("eig", "eig_sq"),
+    "oe_window": ("all", "last_epoch"),
+    "fallback_subspace": ("gpm", "none"),
+    "protect_without_gr": ("project_a", "none"),
+    "dml_form": ("hinge", "softmax"),
+    "prototypes": ("online", "pass"),
+    "classifier": ("heads", "nme"),
+}
+
+
+@dataclass(frozen=True)
+class JanusOptions:
+    oe: bool = True
+    gr: bool = True
+    dml: bool = True
+    gr_variant: str = "tangent"      # GR-T, the least-squares reading of "reverse-engineers ΔW_safe" (§5.2)
+    gr_on: str = "update"            # Adam's per-coordinate scaling does not commute with Π (§5.7)
+    gr_ridge: float = 1e-3           # δ of the ridge ε = δ·tr(BᵀB)/r + 1e-8 (§5.4)
+    eps_start: float = 0.97          # OE energy threshold at t = 0 (§3.3; searched 0.90-0.995)
+    eps_end: float = 1.0             # the InfLoRA schedule's end value
+    energy_criterion: str = "eig"    # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
+    oe_window: str = "all"           # statistics over all epochs, or the last epoch only (§3.2)
+    fallback_subspace: str = "gpm"   # the subspace GR uses when OE is off (ablation ④)
+    gpm_samples: int = 125           # GPM's sample count for that post-task pass (protocol.md §7.1)
+    protect_without_gr: str = "project_a"  # OE without GR (ablations ③, ⑥)
+    lambda_dml: float = 0.1          # λ_DML (§9.1; searched log 1e-2..1)
+    margin: float = 0.3              # m_old = cos θ_m (§6.3; the danger threshold is 0.5)
+    gamma: float = 0.0               # weight of the optional pull term
+    margin_new: float = 0.7          # pull-term margin m_new
+    dml_form: str = "hinge"          # hinge push, or the softmax form (§6.3)
+    tau: float = 16.0                # softmax-form temperature
+    prototypes: str = "online"       # class means from the last training epoch (no extra pass) or a post-task pass
+    classifier: str = "heads"        # concatenated per-task heads, or NME on the prototypes (§2.3)
+    diagnostics: bool = True         # per-layer interference and danger after each task (§4, §6.4)
+
+    def __post_init__(self):
+        for name, valid in CHOICES.items():
+            if getattr(self, name) not in valid:
+                raise UserError(f"method.{name}={getattr(self, name)!r} is not one of {', '.join(valid)}")
+
+
+@register_method("janus")
+class JanusLoRA(LoRAMethod):
+    Options = JanusOptions
+
+    def __init__(self, backbone: nn.Module, options: JanusOptions, context: MethodContext):
+        super().__init__(backbone, options, context)
+        dim = next(iter(self.lora_modules.values())).d_in
+        self.bases = {name: torch.zeros(dim, 0) for name in self.lora_modules}      # V_l per block
+        self.past_moment = {name: torch.zeros(dim, dim) for name in self.lora_modules}  # Σ_past Ĉ_t
+        self.bank = PrototypeBank(context.feature_dim)
+        self.recorder: ActivationRecorder | None = None
+        self._snapshot: list[torch.Tensor] | None = None
+        self._danger: list[float] = []
+        self._last_epoch = False
+
+    # --- what runs when ----------------------------------------------------------------------------------
+    @property
+    def collects_moments(self) -> bool:
+        return self.options.oe or self.options.diagnostics
+
+    def _protection(self) -> str:
+        """'gr', 'project_a' or 'none' for the current task (nothing to protect on task 0)."""
+        if not any(basis.shape[1] for basis in self.bases.values()):
+            return "none"
+        if self.options.gr:
+            return "gr"
+        return self.options.protect_without_gr if self.options.oe else "none"
+
+    def before_task(self, task: TaskInfo) -> None:
+        super().before_task(task)
+        self._protect = self._protection()
+        self._task_bases = self._stacked_bases(task.device)
+        self._start_pairs = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self.slices]
+        self._danger = []
+        if self.collects_moments:
+            self.recorder = ActivationRecorder(self.lora_modules).start()
+
+    def before_epoch(self, task: TaskInfo, epoch: int) -> None:
+        self._last_epoch = epoch == task.epochs - 1
+        if self._last_epoch and self.recorder is not None and self.options.oe_window == "last_epoch":
+            for accumulator in self.recorder.accumulators.values():
+                accumulator.reset()
+
+    # --- loss: CE + λ·DML; online prototypes and danger from the last epoch --------------------------------
+    def loss(self, out: MethodOutput, y: torch.Tensor, task: TaskInfo) -> torch.Tensor:
+        loss = super().loss(out, y, task)
+        features = out.features.float()
+        if self._last_epoch and self.training:
+            self._observe_last_epoch(features.detach(), y)
+        if self.options.dml and task.index > 0 and self.options.lambda_dml > 0:
+            o = self.options
+            push = dml_loss(features, self.bank.normalized(), o.margin, labels=y - task.offset, gamma=o.gamma,
+                            margin_new=o.margin_new, form=o.dml_form, head_weight=self.heads.current.weight,
+                            tau=o.tau)
+            loss = loss + o.lambda_dml * push
+        return loss
+
+    def _observe_last_epoch(self, features: torch.Tensor, y: torch.Tensor) -> None:
+        if self.options.prototypes == "online":
+            self.bank.accumulate(features, y)
+        if self.options.diagnostics and len(self.bank):
+            self._danger.append(danger(features, self.bank.normalized(), y))
+
+    # --- GR: rectify the optimizer's update (or the gradient) of every LoRA pair ---------------------------
+    def after_backward(self, task: TaskInfo) -> None:
+        if self._protect == "none":
+            return
+        if self.options.gr_on == "grad":
+            grads = [(s.pair.A.grad, s.pair.B.grad) for s in self.slices]
+            if all(a is not None and b is not None for a, b in grads):
+                self._write_rectified([a for a, _ in grads], [b for _, b in grads], grads, base=None)
+            return
+        self._snapshot = [t.detach().clone() for s in self.slices for t in (s.pair.A, s.pair.B)]
+
+    @torch.no_grad()
+    def after_step(self, task: TaskInfo) -> None:
+        if self._protect == "none" or self.options.gr_on == "grad" or self._snapshot is None:
+            return
+        old = self._snapshot
+        params = [(s.pair.A, s.pair.B) for s in self.slices]
+        dAs = [a - old[2 * i] for i, (a, _) in enumerate(params)]
+        dBs = [b - old[2 * i + 1] for i, (_, b) in enumerate(params)]
+        self._write_rectified(dAs, dBs, params, base=old)
+        self._snapshot = None
+
+    @torch.no_grad()
+    def _write_rectified(self, dAs, dBs, targets, base) -> None:
+        """Rectify all pairs in one batched call; write base + Δ* (update mode) or Δ* (grad mode)."""
+        pairs = [(s.pair.A.detach(), s.pair.B.detach()) for s in self.slices]
+        if base is not None:  # rectify against the factors the update started from
+            pairs = [(base[2 * i], base[2 * i + 1]) for i in range(len(pairs))]
+        A, B = torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
+        dA, dB = torch.stack(dAs), torch.stack(dBs)
+        if self._protect == "gr":
+            dA, dB = rectify(self.options.gr_variant, A, B, dA, dB, self._task_bases, ridge=self.options.gr_ridge)
+        else:
+            dA = project_right(dA, self._task_bases)
+        for i, (a, b) in enumerate(targets):
+            a.copy_(dA[i] if base is None else base[2 * i] + dA[i])
+            b.copy_(dB[i] if base is None else base[2 * i + 1] + dB[i])
+
+    def _stacked_bases(self, device) -> torch.Tensor:
+        """(slices, d, k_max): each slice's block basis, zero-padded (zero columns leave Π unchanged)."""
+        per_slice = [self.bases[self._block_name(s.block)] for s in self.slices]
+        k_max = max(b.shape[1] for b in per_slice)
+        padded = [nn.functional.pad(b, (0, k_max - b.shape[1])) for b in per_slice]
+        return torch.stack(padded).to(device)
+
+    @staticmethod
+    def _block_name(block: int) -> str:
+        return f"blocks.{block}.attn.qkv"
+
+    # --- end of task: OE update, prototypes, diagnostics ---------------------------------------------------
+    def after_task(self, task: TaskInfo) -> dict:
+        moments = self._stop_recording()
+        diagnostics = self._diagnostics(task, moments) if self.options.diagnostics else {}
+        self._update_bases(task, moments)
+        for name, moment in moments.items():
+            self.past_moment[name] = self.past_moment[name] + moment
+        self._add_prototypes(task)
+        diagnostics["basis_dim"] = {name.removesuffix(".attn.qkv"): int(b.shape[1]) for name, b in self.bases.items()}
+        return diagnostics
+
+    def _stop_recording(self) -> dict[str, torch.Tensor]:
+        if self.recorder is None:
+            return {}
+        self.recorder.stop()
+        moments = {name: acc.mean().cpu() for name, acc in self.recorder.accumulators.items() if acc.count}
+        self.recorder = None
+        return moments
+
+    def _update_bases(self, task: TaskInfo, moments: dict[str, torch.Tensor]) -> None:
+        if not self.options.oe:
+            if not (self.options.gr and self.options.fallback_subspace == "gpm"):
+                return
+            moments = self._gpm_pass(task)
+        eps = energy_threshold(task.index, task.num_tasks, self.options.eps_start, self.options.eps_end)
+        for name, moment in moments.items():
+            self.bases[name] = expand_basis(self.bases[name], moment, eps, self.options.energy_criterion)
+
+    def _gpm_pass(self, task: TaskInfo) -> dict[str, torch.Tensor]:
+        batches = max(1, -(-self.options.gpm_samples // 32))
+        loader = task.make_loader(task.train_eval_data, shuffle=True, seed=task.index, batch_size=32)
+        self.eval()
+        moments = post_task_statistics(lambda batch: self.features(batch[0].to(task.device)), loader,
+                                       self.lora_modules, max_batches=batches)
+        return {name: m.cpu() for name, m in moments.items()}
+
+    def _add_prototypes(self, task: TaskInfo) -> None:
+        if self.options.prototypes == "online":
+            self.bank.finalize(list(task.classes))
+            return
+        self.eval()
+        sums = torch.zeros(task.num_classes, self.context.feature_dim, device=task.device)
+        counts = torch.zeros(task.num_classes, device=task.device)
+        with torch.no_grad():
+            for x, y in task.make_loader(task.train_eval_data):
+                features = self.features(x.to(task.device)).float()
+                sums.index_add_(0, y.to(task.device) - task.offset, features)
+                counts += torch.bincount(y.to(task.device) - task.offset, minlength=task.num_classes)
+        self.bank.add(list(task.classes), sums / counts.clamp_min(1)[:, None])
+
+    def _diagnostics(self, task: TaskInfo, moments: dict[str, torch.Tensor]) -> dict:
+        interference = {}
+        if task.index > 0:
+            for s, (a0, b0) in zip(self.slices, self._start_pairs):
+                past = self.past_moment[self._block_name(s.block)]
+                delta = low_rank_delta(a0.cpu(), b0.cpu(), s.pair.A.detach().cpu(), s.pair.B.detach().cpu(),
+                                       s.module.scale)
+                interference[f"blocks.{s.block}.{s.target}"] = interference_ratio(delta, past)
+        values = [d["nearest_old_cos"] for d in self._danger]
+        centre = [d["own_centre_cos"] for d in self._danger]
+        return {"interference": interference,
+                "danger": float(sum(values) / len(values)) if values else None,
+                "own_center": float(sum(centre) / len(centre)) if centre else None}
+
+    # --- inference and checkpoints -------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        if self.options.classifier == "heads" or not len(self.bank):
+            return super().predict(x)
+        features = nn.functional.normalize(self.features(x).float(), dim=1)
+        return features @ self.bank.normalized().to(features).t()
+
+    def extra_state(self) -> dict:
+        return {"bases": self.bases, "past_moment": self.past_moment, "bank": self.bank.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.bases = dict(state["bases"])
+        self.past_moment = dict(state["past_moment"])
+        self.bank.load_state_dict(state["bank"])

@@ -1,0 +1,120 @@
+"""Janus-LoRA as a method: GR on the actual update, OE bases, DML, ablation flags, checkpoints."""
+
+import itertools
+
+import pytest
+import torch
+
+from janus import run_experiment
+from janus.config import ExperimentConfig
+from janus.backbone import build_backbone
+from janus.methods import MethodContext, TaskInfo, build_method
+from janus.rectify import rectify, violation
+from conftest import tiny_config
+
+
+def make_janus(**params):
+    cfg = ExperimentConfig.from_dict(tiny_config(**{"method.name": "janus", **{f"method.{k}": v
+                                                                                for k, v in params.items()}}))
+    torch.manual_seed(0)
+    backbone = build_backbone(cfg.backbone, img_size=32)
+    context = MethodContext(lora=cfg.lora, num_tasks=2, classes_per_task=(2, 2), feature_dim=64)
+    return build_method(cfg, backbone, context)
+
+
+def task_info(index):
+    return TaskInfo(index=index, num_tasks=2, offset=2 * index, num_classes=2, train_data=None,
+                    train_eval_data=None, make_loader=None, epochs=1)
+
+
+def give_bases_and_weights(method, k=5):
+    torch.manual_seed(1)
+    for name in method.bases:
+        method.bases[name] = torch.linalg.qr(torch.randn(64, k))[0]
+    for s in method.slices:
+        torch.nn.init.normal_(s.pair.B, std=0.1)
+
+
+def one_adam_step(method, task):
+    method.before_task(task)
+    optimizer = torch.optim.Adam([p for g in method.param_groups() for p in g["params"]], lr=1e-2)
+    out = method(torch.rand(8, 3, 32, 32))
+    loss = method.loss(out, torch.tensor([0, 1] * 4) + task.offset, task)
+    optimizer.zero_grad()
+    loss.backward()
+    before = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in method.slices]
+    method.after_backward(task)
+    optimizer.step()
+    raw = [(s.pair.A.detach() - a, s.pair.B.detach() - b) for s, (a, b) in zip(method.slices, before)]
+    return before, raw
+
+
+@pytest.mark.parametrize("variant", ["tangent", "strict"])
+def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
+    method = make_janus(gr_variant=variant, dml=False)
+    method.heads.add_head(2)
+    give_bases_and_weights(method)
+    before, raw = one_adam_step(method, task_info(1))
+    method.after_step(task_info(1))
+    for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
+        basis = method.bases[f"blocks.{s.block}.attn.qkv"]
+        expected = rectify(variant, a0, b0, dA, dB, basis)           # per-pair reference
+        torch.testing.assert_close(s.pair.A.detach() - a0, expected[0], atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(s.pair.B.detach() - b0, expected[1], atol=1e-6, rtol=1e-4)
+        applied = violation(a0, b0, s.pair.A.detach() - a0, s.pair.B.detach() - b0, basis)
+        assert applied < violation(a0, b0, dA, dB, basis)
+        if variant == "strict":
+            assert applied < 1e-4
+
+
+def test_oe_without_gr_projects_only_the_a_update():
+    method = make_janus(gr=False, dml=False)
+    method.heads.add_head(2)
+    give_bases_and_weights(method)
+    before, raw = one_adam_step(method, task_info(1))
+    method.after_step(task_info(1))
+    for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
+        basis = method.bases[f"blocks.{s.block}.attn.qkv"]
+        assert (s.pair.A.detach() - a0) @ basis == pytest.approx(0, abs=1e-6)
+        torch.testing.assert_close(s.pair.B.detach() - b0, dB)
+
+
+def test_nothing_is_rectified_on_the_first_task():
+    method = make_janus()
+    _, raw = one_adam_step(method, task_info(0))
+    before = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in method.slices]
+    method.after_step(task_info(0))
+    for s, (a, b) in zip(method.slices, before):
+        assert torch.equal(s.pair.A.detach(), a) and torch.equal(s.pair.B.detach(), b)
+
+
+def test_janus_grows_bases_keeps_prototypes_and_resumes_from_a_checkpoint():
+    checkpoints = []
+    cfg = tiny_config(**{"method.name": "janus", "optim.lr": 5e-3, "optim.head_lr": 5e-2})
+    full = run_experiment(cfg, on_task_end=lambda report: checkpoints.append(report.checkpoint()))
+    dims = [d["basis_dim"]["blocks.0"] for d in full.diagnostics]
+    assert 0 < dims[0] <= dims[1] <= 64
+    assert set(full.diagnostics[1]["interference"]) == {f"blocks.{b}.{t}" for b in range(6) for t in "kv"}
+    assert 0 <= full.diagnostics[1]["danger"] <= 1
+    extra = checkpoints[0]["method"]["extra"]
+    assert extra["bank"]["prototypes"].shape == (2, 64) and extra["bases"]["blocks.0.attn.qkv"].shape[1] == dims[0]
+    resumed = run_experiment(cfg, resume=checkpoints[0])
+    assert resumed.acc_matrix[0, 0] == full.acc_matrix[0, 0]
+    torch.testing.assert_close(torch.tensor(resumed.acc_matrix[1]), torch.tensor(full.acc_matrix[1]))
+
+
+@pytest.mark.parametrize("oe,gr,dml", list(itertools.product([False, True], repeat=3)))
+def test_every_ablation_row_runs(oe, gr, dml):
+    result = run_experiment(tiny_config(**{"method.name": "janus", "method.oe": oe, "method.gr": gr,
+                                           "method.dml": dml, "data.synthetic_train_per_class": 8}))
+    assert all(0 <= v <= 100 for v in result.acc_matrix[1])
+    protected = result.diagnostics[-1]["basis_dim"]["blocks.0"]
+    assert protected > 0 if (oe or gr) else protected == 0
+    assert (result.diagnostics[-1]["danger"] is not None) == (result.diagnostics[-1] is not None)
+
+
+def test_invalid_choice_is_a_clear_error():
+    from janus.errors import UserError
+
+    with pytest.raises(UserError, match="method.gr_variant='exact' is not one of tangent"):
+        make_janus(gr_variant="exact")
