@@ -50,6 +50,17 @@ def test_a_sample_gets_the_same_prompts_and_prediction_alone_as_in_a_batch():
     assert method.predict(x[3:4]).argmax() == method.predict(x).argmax(dim=1)[3]
 
 
+def test_query_is_computed_once_per_step_without_grad():
+    method = make_l2p().train()
+    queries = []
+    frozen_query = method.query
+    method.query = lambda x: queries.append(frozen_query(x)) or queries[-1]
+    task = TaskInfo(0, 2, 0, 2, train_data=None, train_eval_data=None, make_loader=None)
+    method.loss(method(images(3)), torch.tensor([0, 1, 0]), task).backward()
+    assert len(queries) == 1 and not queries[0].requires_grad
+    torch.testing.assert_close(queries[0], method.backbone(images(3)))  # the unprompted frozen CLS
+
+
 def test_batchwise_flag_reproduces_the_majority_vote():
     method = make_l2p(batchwise_prompt=True).eval()
     selected = method(images(5)).extra["selected"]
