@@ -97,6 +97,14 @@ class PrefixAttention(nn.Module):
         self.base = base
         self.prefix: Prefix | None = None
 
+    def __getattr__(self, name: str):
+        """Unknown attributes come from the wrapped module (`qkv`, `num_heads`, ...), as in peft, so code
+        that hooks `blocks[i].attn.qkv` keeps working on a prompted backbone."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("base"), name)
+
     def forward(
         self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
     ) -> torch.Tensor:

@@ -56,6 +56,7 @@ def test_no_prefix_and_zero_length_prefix_give_the_original_attention_exactly():
     assert torch.equal(wrapper(x), attn(x))
     wrapper.prefix = (torch.zeros(2, 0, 16), torch.zeros(2, 0, 16))
     assert torch.equal(wrapper(x), attn(x))
+    assert wrapper.qkv is attn.qkv and wrapper.num_heads == 4  # attributes pass through
 
 
 def test_injected_backbone_without_prompts_is_the_original_model_exactly():
