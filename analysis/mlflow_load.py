@@ -5,9 +5,9 @@ What is read (the layout `study/` logs; every part but the run itself is optiona
 * params: the flat config keys (`method.name`, `data.dataset`, `data.tasks`, `backbone.name`, `seed`,
   `optim.lr`, `method.oe`, ...), values parsed as JSON (`true`, `5e-4`) or Python literals (`True`, `None`);
   each becomes the column `cfg.<key>`;
-* metrics: the last value of `acc`, `maa`, `bwt`, ... (`analysis.load.METRIC_COLUMNS`), `wall_s`,
-  `peak_memory_mb`;
-* tags: `trial_id`, `stage`, `git_sha`, `device`, `error` when set;
+* metrics: `final_<name>` for `acc`, `maa`, `bwt`, ... (`analysis.load.METRIC_COLUMNS`), `wall_s`,
+  `peak_memory_mb`, else the last value of `<name>` (the per-task series, logged at step = task);
+* tags: `ray_trial_id` (or `trial_id`), `stage`, `git_sha`, `device`, `error` when set;
 * status: FINISHED -> "completed", FAILED or KILLED -> "failed", anything else -> "unfinished";
 * artifact `acc_matrix.json` (top level or one folder down): the T x T matrix (null above the diagonal),
   or an object with `acc_matrix`, `n_test`, `task_wall_s` and `diagnostics`; `diagnostics.json` (one dict
@@ -88,14 +88,16 @@ def _matrix_fields(artifacts: dict) -> dict:
 def run_row(client, run, study: str) -> dict:
     """One results row (the `results.parquet` schema) from one trial run."""
     params = {key: parse_param(value) for key, value in run.data.params.items()}
-    metrics, tags = run.data.metrics, run.data.tags
+    tags, logged = run.data.tags, run.data.metrics
+    metrics = {name: logged.get(f"final_{name}", logged.get(name))
+               for name in (*METRIC_COLUMNS, "wall_s", "peak_memory_mb")}
     status = STATUS.get(run.info.status, "unfinished")
     finished = run.info.end_time and datetime.fromtimestamp(run.info.end_time / 1000, timezone.utc).isoformat()
     return {
-        "study": study, "trial_id": tags.get("trial_id", run.info.run_id), "status": status,
+        "study": study, "trial_id": tags.get("ray_trial_id") or tags.get("trial_id") or run.info.run_id,
+        "status": status,
         "error": tags.get("error"), **{column: params.get(key) for column, key in CORE_PARAMS.items()},
-        "stage": tags.get("stage"), **{name: metrics.get(name) for name in (*METRIC_COLUMNS, "wall_s",
-                                                                                 "peak_memory_mb")},
+        "stage": tags.get("stage"), **metrics,
         "git_sha": tags.get("git_sha"), "device": tags.get("device"), "finished_at": finished or None,
         **_matrix_fields(_read_json_artifacts(client, run.info.run_id)),
         **{f"cfg.{key}": value for key, value in params.items()},

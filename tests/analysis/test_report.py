@@ -58,7 +58,8 @@ def test_study_report_returns_the_main_table_and_logs_tables_and_figures(tmp_pat
 
 
 def log_trial(client, experiment, parent, row):
-    run = client.create_run(experiment, tags={"mlflow.parentRunId": parent, "trial_id": row["trial_id"],
+    """As study/tracking.py logs a trial: per-task metrics at step = task, final_<name> at the end."""
+    run = client.create_run(experiment, tags={"mlflow.parentRunId": parent, "ray_trial_id": row["trial_id"],
                                               "stage": row["stage"]})
     run_id = run.info.run_id
     for key, value in row.items():
@@ -66,7 +67,9 @@ def log_trial(client, experiment, parent, row):
             client.log_param(run_id, key.removeprefix("cfg."), value)
     for metric in ("acc", "maa", "bwt", "val_acc_all"):
         if row[metric] is not None:
-            client.log_metric(run_id, metric, row[metric])
+            for step, offset in enumerate((9.0, -3.0)):  # a per-task series that differs from the final value
+                client.log_metric(run_id, metric, row[metric] + offset, step=step)
+            client.log_metric(run_id, f"final_{metric}", row[metric], step=0)
     if row["acc_matrix"] is not None:
         matrix = [[None if math.isnan(v) else v for v in r] for r in row["acc_matrix"]]
         client.log_dict(run_id, {"acc_matrix": matrix, "n_test": row["n_test"],
