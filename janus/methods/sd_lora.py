@@ -101,7 +101,8 @@ class SDLoRA(LoRAMethod):
         lora = dataclasses.replace(context.lora, targets=options.targets)
         context = dataclasses.replace(context, lora=lora)
         super().__init__(backbone, options, context)
-        self.magnitudes = nn.ParameterList()
+        # α_0 belongs to the pair injected at construction; one α is appended with every later pair
+        self.magnitudes = nn.ParameterList([nn.Parameter(torch.tensor(options.magnitude_init))])
         for name, module in list(self.lora_modules.items()):
             wrapped = MagnitudeLoRAQKV(module, lambda: self.magnitudes)
             backbone.blocks[int(name.split(".")[1])].attn.qkv = wrapped
@@ -115,12 +116,13 @@ class SDLoRA(LoRAMethod):
 
     def before_task(self, task: TaskInfo) -> None:
         Method.before_task(self, task)  # the head; pairs are added here whatever lora.structure says
-        if task.index > 0:
-            self._retire_current_pair()
-            for module in self.lora_modules.values():
-                module.add_pairs(self.task_rank(task.index))
-            if self.options.reset_magnitudes:
-                self._reset_magnitudes()
+        if task.index == 0:
+            return
+        self._retire_current_pair()
+        for module in self.lora_modules.values():
+            module.add_pairs(self.task_rank(task.index))
+        if self.options.reset_magnitudes:
+            self._reset_magnitudes()
         self.magnitudes.append(nn.Parameter(torch.tensor(self.options.magnitude_init, device=task.device)))
 
     @torch.no_grad()
