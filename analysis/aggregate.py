@@ -14,7 +14,10 @@ from __future__ import annotations
 import polars as pl
 
 FLAGS = {"oe": "cfg.method.oe", "gr": "cfg.method.gr", "dml": "cfg.method.dml"}
-GR_PLUGIN_METHODS = ("lora-gpm", "lora-drs")  # methods whose `gr` option defaults to off
+# The flag options' defaults in the methods' Options dataclasses (a test keeps them in sync): a results row
+# leaves an option that was not set null, and the config_json records only the options that were set.
+FLAG_DEFAULTS = {"janus": {"oe": True, "gr": True, "dml": True}, "lora-gpm": {"gr": False},
+                 "lora-drs": {"gr": False}}
 BASE_KEYS = ("method", "dataset", "tasks", "backbone")
 GROUP_KEYS = (*BASE_KEYS, "oe", "gr", "dml", "epochs", "variant")
 TABLE_METRICS = ("acc", "maa", "bwt")
@@ -41,11 +44,12 @@ def table_rows(results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
 
 
 def _flag(rows: pl.DataFrame, name: str) -> pl.Expr:
+    """The flag's value: as set, else the method's default, else null (a method without that option)."""
     column = FLAGS[name]
     value = pl.col(column).cast(pl.Boolean) if column in rows.columns else pl.lit(None, pl.Boolean)
-    if name == "gr":  # a plug-in GR is off unless set; Janus's components are on unless set
-        value = pl.when(pl.col("method").is_in(GR_PLUGIN_METHODS)).then(value.fill_null(False)).otherwise(value)
-    return pl.when(pl.col("method") == "janus").then(value.fill_null(True)).otherwise(value).alias(name)
+    defaults = {method: flags[name] for method, flags in FLAG_DEFAULTS.items() if name in flags}
+    default = pl.col("method").replace_strict(defaults, default=None, return_dtype=pl.Boolean)
+    return value.fill_null(default).alias(name)
 
 
 def variant_keys(rows: pl.DataFrame) -> list[str]:

@@ -45,9 +45,9 @@ def curve_figure(curves: pl.DataFrame, benchmark: str) -> Figure:
     axes = figure.add_subplot()
     for (label,), line in curves.group_by("label", maintain_order=True):
         x, mean = line["task"].to_numpy(), line["mean"].to_numpy()
-        axes.plot(x, mean, marker="o", label=label)
+        (drawn,) = axes.plot(x, mean, marker="o", label=label)
         std = line["std"].fill_null(0.0).to_numpy()
-        axes.fill_between(x, mean - std, mean + std, alpha=0.2)
+        axes.fill_between(x, mean - std, mean + std, alpha=0.2, color=drawn.get_color())
     axes.set(xlabel="task", ylabel="accuracy on seen classes (%)", title=benchmark)
     axes.set_xticks(sorted(set(curves["task"].to_list())))
     axes.legend(fontsize="small")
@@ -113,8 +113,8 @@ def danger_figure(series: pl.DataFrame, benchmark: str) -> Figure:
         for (label,), line in series.filter(pl.col("kind") == kind).group_by("label", maintain_order=True):
             x, mean = line["task"].to_numpy(), line["mean"].to_numpy()
             std = line["std"].fill_null(0.0).to_numpy()
-            axes.plot(x, mean, marker="o", label=label)
-            axes.fill_between(x, mean - std, mean + std, alpha=0.2)
+            (drawn,) = axes.plot(x, mean, marker="o", label=label)
+            axes.fill_between(x, mean - std, mean + std, alpha=0.2, color=drawn.get_color())
         axes.axhline(line_at, color="grey", linestyle="--", linewidth=0.8)
         axes.set(xlabel="task", ylabel="mean cosine similarity", title=title)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))

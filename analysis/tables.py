@@ -63,7 +63,8 @@ def _seeds_note(cells: pl.DataFrame) -> str:
     seeds = common_seeds(cells)
     if seeds is None or seeds <= 1:
         return "One seed per cell (no standard deviation)."
-    marked = "; a cell marked (n=k) has k" if (cells["n"] != seeds).any() else ""
+    shown = cells.filter(pl.col("mean").is_not_null())
+    marked = "; a cell marked (n=k) has k" if (shown["n"] != seeds).any() else ""
     return f"Mean ± sample standard deviation (ddof=1) over {seeds} seeds{marked}."
 
 

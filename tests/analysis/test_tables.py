@@ -158,3 +158,23 @@ def test_csv_and_html_carry_the_same_cells():
     assert csv.height == 6 and csv.filter(pl.col("row") == "InfLoRA", pl.col("sub") == "ACC")["n"].item() == 2
     html = to_html(table)
     assert "<strong>76.00</strong> ± 1.00" in html and "ImageNet-R (T=10)" in html
+
+
+def test_flag_defaults_match_the_methods_options():
+    import dataclasses
+
+    from analysis.aggregate import FLAG_DEFAULTS
+    from janus.methods import method_class
+
+    for method, flags in FLAG_DEFAULTS.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(method_class(method).Options)}
+        assert {name: defaults[name] for name in flags} == flags, method
+
+
+def test_unset_flags_take_the_methods_defaults():
+    rows = [make_row("janus", seed=0), make_row("lora-gpm", seed=0), make_row("inflora", seed=0),
+            make_row("janus", seed=0, cfg={"cfg.method.gr": False}), make_row("lora-drs", seed=0, cfg={"cfg.method.gr": True})]
+    agg = aggregate(results_frame(rows)).filter(pl.col("metric") == "acc")
+    assert agg.select("method", "oe", "gr", "dml").rows() == [
+        ("janus", True, True, True), ("lora-gpm", None, False, None), ("inflora", None, None, None),
+        ("janus", True, False, True), ("lora-drs", None, True, None)]
