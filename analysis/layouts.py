@@ -77,7 +77,7 @@ def cells(agg: pl.DataFrame, row_of, group_of, stub=lambda row: {}) -> pl.DataFr
     for record in records:
         record["row_order"], record["group_order"] = row_rank[record.pop("_rk")], group_rank[record.pop("_gk")]
     frame = pl.DataFrame(records, infer_schema_length=None)
-    stub_columns = [c for c in stub(agg.row(0, named=True))]
+    stub_columns = list(stub(agg.row(0, named=True)))
     return frame.select(*(pl.col(name).cast(dtype) for name, dtype in CELL_SCHEMA.items()), *stub_columns)
 
 

@@ -191,12 +191,14 @@ def draw_search(rows: pl.DataFrame, out_dir: Path) -> list[Path]:
         return paths
     for key, part in history.group_by(plotdata.BASE_KEYS, maintain_order=True):
         method, dataset, tasks, backbone = key
-        match = importance.filter(*(pl.col(k) == v for k, v in zip(plotdata.BASE_KEYS, key))) \
-            if importance.height else pl.DataFrame({"param": [], "rho": [], "importance": []})
+        if importance.height:
+            importance_of = importance.filter(*(pl.col(k) == v for k, v in zip(plotdata.BASE_KEYS, key)))
+        else:
+            importance_of = importance  # no numeric parameter varied, or too few trials
         title = (f"{names.method_name(method)}, {names.benchmark_name(dataset, tasks)}, "
                  f"{names.backbone_name(backbone)}")
         stem = plotdata.slug(f"search {method} {dataset} T{tasks} {backbone}")
-        paths += save(search_figure(part, match, title), out_dir, stem)
+        paths += save(search_figure(part, importance_of, title), out_dir, stem)
     return paths
 
 
