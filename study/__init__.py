@@ -1,0 +1,17 @@
+"""Studies: Ray Tune trials of the full protocol, Optuna searches, MLflow tracking, a Parquet results store.
+
+The only package that knows Ray Tune, Optuna and MLflow (`janus/` stays free of them).
+
+    run.py        `python -m study.run`: flags -> settings -> driver
+    cli.py        the flags -> StudySettings (settings.py: the study's choices and its folder layout)
+    cells.py      method x dataset x backbone -> config overrides (presets.py: the training recipes)
+    checks.py     everything a user can get wrong, checked before Ray starts (one line, exit 2)
+    driver.py     the study: MLflow parent run, Ray session, stages, summary
+    plans.py      stage plans: grid, search, replicate
+    tuner.py      Tuner / restore, OptunaSearch, ASHA, resources, failures
+    trainable.py  one trial = one full protocol run; tune.report + checkpoint per task
+    tracking.py   MLflow experiment, parent and child runs
+    recorder.py   the driver-side callback that writes each finished trial's row
+    results.py    results.parquet: the schema and an atomic, locked upsert
+    summary.py    mean ± std table (Polars)
+"""

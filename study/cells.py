@@ -1,0 +1,80 @@
+"""The study's cells: one resolved set of overrides per method x dataset x backbone (seeds come later).
+
+Precedence, lowest first: `ExperimentConfig` defaults < the preset's recipe (study/presets.py) < the
+cell's identity (method, data set, backbone, tasks) < --data-root / --weights < --set overrides.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from janus.data.roots import resolve_root
+from janus.errors import UserError
+from study.configs import resolve
+from study.presets import DATASET_TASKS, applicable, recipe
+from study.settings import StudySettings
+
+# Keys the study's own flags set; `--set` may not change them.
+IDENTITY_FLAGS = {"method.name": "--method", "data.dataset": "--dataset", "backbone.name": "--backbone",
+                  "data.tasks": "--tasks", "seed": "--seeds"}
+# Config keys that are paths: made absolute, because a trial runs in another working directory.
+PATH_KEYS = ("data.root", "data.split_file", "data.class_list", "backbone.weights")
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    dataset: str
+    backbone: str
+    overrides: dict   # flat config overrides, without the seed
+
+    def with_seed(self, seed: int) -> dict:
+        return {**self.overrides, "seed": seed}
+
+
+def build_cells(settings: StudySettings) -> list[Cell]:
+    """Every method x dataset x backbone of the study, in flag order."""
+    check_overrides(settings)
+    return [Cell(m, d, b, cell_overrides(settings, m, d, b))
+            for d, b, m in itertools.product(settings.datasets, settings.backbones, settings.methods)]
+
+
+def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone: str) -> dict:
+    chosen = recipe(settings.preset, dataset, backbone, method)
+    chosen.update({"method.name": method, "data.dataset": dataset, "backbone.name": backbone,
+                   "data.tasks": settings.tasks or DATASET_TASKS.get(dataset, 5),
+                   "data.root": settings.data_root or str(resolve_root(None).resolve())})
+    if settings.weights and backbone != "test":
+        chosen["backbone.weights"] = settings.weights
+    chosen.update(absolute_paths(applicable(settings.overrides, method)))
+    return typed(chosen)
+
+
+def typed(overrides: dict) -> dict:
+    """The overrides with the config's types ('3' from --set becomes 3; tuples become lists for Tune)."""
+    flat = resolve(overrides).to_flat()
+    return {k: list(flat[k]) if isinstance(flat[k], tuple) else flat[k] for k in overrides}
+
+
+def check_overrides(settings: StudySettings) -> None:
+    """--set may not replace a flag, and a method option must belong to some method of the study."""
+    from janus.methods import method_class
+
+    for key in settings.overrides:
+        if key in IDENTITY_FLAGS:
+            raise UserError(f"--set {key}=... is chosen with {IDENTITY_FLAGS[key]}; use that flag instead")
+        if key.startswith("method.") and not any(applicable({key: 0}, m) for m in settings.methods):
+            options = sorted({f for m in settings.methods for f in method_class(m).Options.__dataclass_fields__})
+            raise UserError(f"unknown config key {key!r}: no method of this study ({', '.join(settings.methods)}) "
+                            f"has it; their options: {', '.join(options) or 'none'}")
+    pretrained = [b for b in settings.backbones if b != "test"]
+    if settings.weights and len(pretrained) != 1:
+        raise UserError(f"--weights names one checkpoint, but the study has {len(pretrained)} pretrained "
+                        f"backbones ({', '.join(pretrained) or 'none'}); run one backbone per study")
+
+
+def absolute_paths(overrides: dict) -> dict:
+    return {k: str(Path(v).expanduser().resolve()) if k in PATH_KEYS and v not in (None, "", "None") else v
+            for k, v in overrides.items()}

@@ -1,0 +1,63 @@
+"""Checks run by the driver before Ray starts, so that a user's mistake is one line and exit code 2.
+
+Every cell's config is resolved (unknown `--set` keys, bad method options), every data set is built once
+(unknown names, missing files, a task count that does not divide the classes), every backbone is built
+once on the meta device (unknown names, missing weights: reads the checkpoint, allocates nothing), and
+every search space is loaded and checked against the config schema.
+"""
+
+from __future__ import annotations
+
+import warnings
+from types import ModuleType
+
+import search_spaces
+from janus.errors import UserError
+from study.cells import Cell
+from study.configs import resolve
+from study.settings import StudySettings
+
+
+def check_study(settings: StudySettings, cells: list[Cell]) -> dict[str, ModuleType]:
+    """Validate everything cheap to validate; returns the search space of each method (if searching)."""
+    configs = [resolve(cell.with_seed(settings.seeds[0])) for cell in cells]
+    check_data(configs)
+    check_backbones(configs)
+    return search_spaces_for(settings) if settings.search == "optuna" else {}
+
+
+def check_data(configs) -> None:
+    from janus.data import build_scenario
+
+    for data, seed in {config.data: config.seed for config in configs}.items():
+        build_scenario(data, seed)
+
+
+def check_backbones(configs) -> None:
+    import torch
+
+    from janus.backbone import build_backbone
+
+    for backbone, size in {(c.backbone, c.data.image_size) for c in configs}:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # "copying ... to a meta parameter is a no-op", by design
+            build_backbone(backbone, img_size=size)
+
+
+def search_spaces_for(settings: StudySettings) -> dict[str, ModuleType]:
+    """Method -> its search space: an explicit --search-space for that method, else its own module."""
+    chosen = {}
+    for name in settings.search_spaces:
+        module = search_spaces.load(name)
+        if module.METHOD not in settings.methods:
+            raise UserError(f"search space {name!r} is for method {module.METHOD!r}, which is not in --method "
+                            f"({', '.join(settings.methods)})")
+        chosen[module.METHOD] = module
+    for method in settings.methods:
+        if method not in chosen:
+            default = search_spaces.module_name(method)
+            if default not in search_spaces.available():
+                raise UserError(f"no search space for method {method!r}: write search_spaces/{default}.py "
+                                "(format in search_spaces/__init__.py) or pass --search-space")
+            chosen[method] = search_spaces.load(default)
+    return chosen

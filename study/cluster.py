@@ -1,0 +1,64 @@
+"""Ray: a local loopback cluster or an existing one, and the resource checks done before any trial starts.
+
+Local runs use `ray.init(address="local", include_dashboard=False, ...)`: never a stale cluster from
+/tmp/ray (ecosystem.md §5.3), no dashboard server, a capped object store (trials pass little through it).
+A trial that asks for more GPUs or CPUs than any node has would stay PENDING forever (gotcha 10), so the
+driver fails at once with a clear message instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from janus.errors import UserError
+
+OBJECT_STORE_BYTES = 256 * 2**20
+TUNE_ENVIRONMENT = {
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",   # trials keep the driver's cwd (every path we pass is absolute anyway)
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",  # one snapshot per task is intended
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",       # Tune's older output engine, the one that uses study/progress.py
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # only result.json (study/tuner.py), no CSV/TensorBoard
+}
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None):
+    """Connect to `address` or start a local cluster; reuse a connection a caller already opened."""
+    for key, value in TUNE_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                 object_store_memory=OBJECT_STORE_BYTES)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def trial_resources(cpus: float, gpus: float | None) -> dict[str, float]:
+    """{"cpu", "gpu"} per trial; gpus=None -> 1 when the cluster has a GPU, else 0. Fails fast if no
+    node of the cluster could ever hold one trial."""
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    if gpus is None:
+        gpus = 1.0 if most_gpus >= 1 else 0.0
+    if gpus > most_gpus:
+        raise UserError(f"trials ask for {gpus:g} GPU each but no node of the Ray cluster has that many "
+                        f"(largest: {most_gpus:g} GPUs); use --gpus-per-trial 0 (CPU) or a smaller fraction, "
+                        "or start GPU nodes first (on an autoscaling cluster keep min_workers >= 1)")
+    if cpus > most_cpus:
+        raise UserError(f"trials ask for {cpus:g} CPUs each but the largest node has {most_cpus:g}; "
+                        "lower --cpus-per-trial")
+    return {"cpu": float(cpus), "gpu": float(gpus)}

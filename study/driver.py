@@ -1,0 +1,149 @@
+"""A whole study: check everything, open MLflow, start Ray, run the stages, record, summarise.
+
+    cells   = build_cells(settings)              # method x dataset x backbone overrides
+    spaces  = check_study(settings, cells)       # before Ray: bad names, data, weights, search spaces
+    tracking = open or reopen the MLflow experiment and parent run; study.json
+    with ray_session(address):
+        grid, or per cell: search [-> replicate the top K]     # study/tuner.py
+    print the mean ± std table; log it on the parent run
+
+Every finished trial is already a row of results.parquet (study/recorder.py); a stage with trials that
+neither finished nor failed was interrupted, and the study stops there with the --resume command.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from janus.errors import UserError
+from janus.runtime import git_sha, package_versions
+from study import results, summary
+from study.cells import Cell, build_cells
+from study.checks import check_study
+from study.recorder import ResultRecorder
+from study.settings import StudySettings, read_study_json, write_study_json
+from study.tracking import StudyTracking, finish_study, open_study, reopen_study, ui_command
+
+INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """A stage ended with unfinished trials (Ctrl-C): the study can be resumed."""
+
+
+def run_study(settings: StudySettings) -> int:
+    cells = build_cells(settings)
+    spaces = check_study(settings, cells)
+    check_study_dir(settings)
+    from study.cluster import ray_session, trial_resources
+
+    with ray_session(settings.address):
+        resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+        tracking = start_tracking(settings)
+        announce(settings, cells)
+        try:
+            run_stages(settings, cells, spaces, tracking, resources, device_overrides(settings, resources))
+        except (Interrupted, KeyboardInterrupt):
+            finish_study(tracking, "KILLED", {}, [])
+            print(f"\nstudy {settings.name} interrupted; finish it with:\n  {resume_command(settings)}")
+            return INTERRUPTED
+    conclude(settings, tracking)
+    return 0
+
+
+def check_study_dir(settings: StudySettings) -> None:
+    """A new study needs a fresh folder; a resumed one needs its study.json."""
+    if settings.resume:
+        read_study_json(settings.study_dir)
+    elif settings.study_dir.exists() and any(settings.study_dir.iterdir()):
+        raise UserError(f"study {settings.name!r} already exists in {settings.studies_dir}; continue it with "
+                        "--resume or choose another --study name")
+
+
+def start_tracking(settings: StudySettings) -> StudyTracking:
+    if settings.resume:
+        saved = read_study_json(settings.study_dir)
+        tracking = StudyTracking(saved["tracking_uri"], saved["experiment_id"], saved["parent_run_id"])
+        reopen_study(tracking)
+        return tracking
+    tags = {"janus.study": settings.name, "git_sha": git_sha(), "argv": shlex.join(settings.argv)[:5000],
+            **{f"version.{k}": v for k, v in package_versions().items()}}
+    params = {"methods": settings.methods, "datasets": settings.datasets, "backbones": settings.backbones,
+              "tasks": settings.tasks, "seeds": settings.seeds, "search": settings.search,
+              "num_samples": settings.num_samples, "replicate_top": settings.replicate_top,
+              "scheduler": settings.scheduler, "objective": settings.objective, "preset": settings.preset,
+              "overrides": settings.overrides}
+    settings.study_dir.mkdir(parents=True, exist_ok=True)
+    tracking = open_study(settings.name, settings.tracking_uri, settings.artifacts_dir, tags, params)
+    write_study_json(settings, tracking.experiment_id, tracking.parent_run_id)
+    return tracking
+
+
+def device_overrides(settings: StudySettings, resources: dict) -> dict:
+    """CPU trials run on the CPU even where a GPU is visible (unless --set optim.device says otherwise)."""
+    if resources["gpu"] == 0 and "optim.device" not in settings.overrides:
+        return {"optim.device": "cpu"}
+    return {}
+
+
+def run_stages(settings: StudySettings, cells: list[Cell], spaces: dict, tracking, resources, extra) -> None:
+    from study.plans import best_configs, grid_plan, replicate_plan, search_plan
+    from study.tuner import run_stage
+
+    def run(plan):
+        grid = run_stage(plan, settings, tracking, resources)
+        if unfinished(grid, plan, settings, tracking):
+            raise Interrupted(plan.name)
+        return grid
+
+    if settings.search == "none":
+        run(grid_plan(cells, settings.seeds, extra))
+        return
+    for cell in cells:
+        plan = search_plan(cell, spaces[cell.method], settings.seeds[0], extra, settings.num_samples)
+        grid = run(plan)
+        best = best_configs(grid, settings.objective, settings.replicate_top, plan.num_tasks)
+        if best:
+            run(replicate_plan(plan, best, settings.seeds))
+
+
+def unfinished(grid, plan, settings: StudySettings, tracking) -> int:
+    """Trials of a stage that have no row and no error: interrupted. A trial that finished all its tasks
+    but lost its row (the driver died in between) gets its row here."""
+    recorded = set(results.read(settings.results_path)["trial_id"].to_list())
+    recorder = ResultRecorder(settings.name, plan.stage, settings.results_path, tracking.tracking_uri)
+    missing = 0
+    for result in grid:
+        trial_id = result.metrics.get("trial_id")
+        if result.error is not None or trial_id in recorded:
+            continue
+        if trial_id and result.metrics.get("tasks_done") == result.metrics.get("num_tasks"):
+            recorder.record(trial_id, result.config, result.metrics, error=None)
+        else:
+            missing += 1
+    return missing
+
+
+def announce(settings: StudySettings, cells: list[Cell]) -> None:
+    per_cell = (f"{settings.num_samples} searched configs" if settings.search == "optuna"
+                else f"{len(settings.seeds)} seeds")
+    print(f"study {settings.name}: {len(cells)} cells (methods {', '.join(settings.methods)}; datasets "
+          f"{', '.join(settings.datasets)}; backbones {', '.join(settings.backbones)}) x {per_cell}\n"
+          f"  study dir: {settings.study_dir}\n  MLflow:    {ui_command(settings.tracking_uri)}", flush=True)
+
+
+def conclude(settings: StudySettings, tracking: StudyTracking) -> None:
+    frame = results.read(settings.results_path)
+    text = summary.render(frame, settings.objective)
+    summary_path = settings.study_dir / "summary.md"
+    summary_path.write_text(text + "\n")
+    finish_study(tracking, "FINISHED", summary.parent_metrics(frame), [settings.results_path, summary_path])
+    print(f"\n{text}\n\nstudy {settings.name}: {frame.height} trials recorded "
+          f"({(frame['status'] == 'failed').sum()} failed)\n"
+          f"  results:   {settings.results_path}\n  study dir: {settings.study_dir}\n"
+          f"  MLflow:    {ui_command(settings.tracking_uri)}")
+
+
+def resume_command(settings: StudySettings) -> str:
+    return shlex.join(["python", "-m", "study.run", "--study", settings.name, "--studies-dir",
+                       str(settings.studies_dir), "--resume"])

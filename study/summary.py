@@ -1,0 +1,76 @@
+"""The table printed at the end of a study: mean ± std over seeds of the completed trials (Polars).
+
+One row per data set x backbone x tasks x stage x method, for the grid and replicate stages; std is the
+sample standard deviation (ddof=1; "n/a" with one seed); `failed` counts the trials excluded. Search stages
+list their best configs instead. The analysis package (`analysis/`) makes the paper's tables.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+TABLE_METRICS = {"acc": "ACC", "maa": "MAA", "bwt": "BWT", "fgt": "FGT", "val_acc_all": "val ACC_all"}
+GROUP = ["dataset", "backbone", "tasks", "stage", "method"]
+SEARCH_TOP = 3
+
+
+def mean_std_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """mean ± std per group of the completed grid/replicate trials, with the count of failed ones."""
+    rows = frame.filter(pl.col("stage") != "search")
+    done = pl.col("status") == "completed"
+    aggregates = [done.sum().alias("n"), (~done).sum().alias("failed")]
+    for name in TABLE_METRICS:
+        aggregates += [pl.col(name).filter(done).mean().alias(f"{name}_mean"),
+                       pl.col(name).filter(done).std().alias(f"{name}_std")]
+    table = rows.group_by(GROUP, maintain_order=True).agg(aggregates)
+    cells = [pl.struct(f"{n}_mean", f"{n}_std").map_elements(_mean_std, return_dtype=pl.String).alias(label)
+             for n, label in TABLE_METRICS.items()]
+    return table.select(*GROUP[:-1], "method", "n", "failed", *cells).rename({"tasks": "T"})
+
+
+def _mean_std(cell: dict) -> str:
+    mean, std = cell.values()
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} ± n/a"
+
+
+def best_searched(frame: pl.DataFrame, objective: str) -> pl.DataFrame:
+    """The best completed configs of each search: objective and the searched values."""
+    searched = frame.filter(pl.col("stage") == "search", pl.col("status") == "completed")
+    ranked = searched.sort(objective, descending=True).group_by(GROUP, maintain_order=True).head(SEARCH_TOP)
+    return ranked.select(*GROUP[:2], "method", pl.col(objective).round(2), "trial_id",
+                         pl.col("config_json").map_elements(_short_config, return_dtype=pl.String).alias("config"))
+
+
+def _short_config(text: str) -> str:
+    config = json.loads(text)
+    picked = {"lr": config["optim"]["lr"], "rank": config["lora"]["rank"]}
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in picked.items())
+
+
+def render(frame: pl.DataFrame, objective: str = "val_acc_all") -> str:
+    """Markdown: the mean ± std table, then the best searched configs if the study searched."""
+    parts = []
+    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                   fmt_str_lengths=80, tbl_rows=200, tbl_cols=30, tbl_width_chars=250):
+        table = mean_std_table(frame)
+        if table.height:
+            parts.append("Mean ± std over seeds (percent; completed trials)\n\n" + str(table))
+        best = best_searched(frame, objective)
+        if best.height:
+            parts.append(f"Best searched configs by {objective} (validation split)\n\n" + str(best))
+    return "\n\n".join(parts) or "no finished trials"
+
+
+def parent_metrics(frame: pl.DataFrame) -> dict[str, float]:
+    """Summary metrics for the study's MLflow parent run: <stage>/<method>/<dataset>/<backbone>/<metric>."""
+    done = frame.filter(pl.col("status") == "completed", pl.col("stage") != "search")
+    table = done.group_by(GROUP).agg([pl.col(n).mean().alias(n) for n in TABLE_METRICS])
+    metrics = {}
+    for row in table.iter_rows(named=True):
+        prefix = f"{row['stage']}/{row['method']}/{row['dataset']}/{row['backbone']}/t{row['tasks']}"
+        metrics.update({f"{prefix}/{n}_mean": row[n] for n in TABLE_METRICS if row[n] is not None})
+    return metrics

@@ -1,0 +1,159 @@
+"""MLflow tracking: one experiment per study, a parent run for the study, one nested child run per trial.
+
+    experiment "<study>"
+      run "<study>" (parent; tags janus.role=study)          <- the analysis logs its tables here
+        run "<trial name>" (child; tag ray_trial_id)          params: the resolved flat config
+            metrics acc, maa, ..., val_acc_all at step=task; final_* at the end
+            artifacts acc_matrix.parquet, acc_matrix.json, config.json, diagnostics.json
+
+The runs are opened with `MlflowClient`, not Ray's `MLflowLoggerCallback`, which opens a second run when a
+trial is restored (ecosystem.md gotcha 8): a trial stores its run id in its checkpoint, and a trial that
+restarts before its first checkpoint finds its run by the `ray_trial_id` tag, so a resumed trial continues
+its own run. Default store: `sqlite:////<abs studies dir>/mlflow.db` (never a relative path: a trial's cwd
+is a temporary directory); use an `http://` server on clusters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "ray_trial_id"
+PARAM_LIMIT = 6000  # MLflow's maximum param value length
+
+
+@dataclass(frozen=True)
+class StudyTracking:
+    """Where a study's runs live; stored in study.json and handed to every trial."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def default_tracking_uri(studies_dir: Path) -> str:
+    """$MLFLOW_TRACKING_URI if set, else an absolute sqlite file in the studies directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(studies_dir) / 'mlflow.db').resolve()}"
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that shows the runs (a server URI is opened in the browser directly)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} in a browser"
+    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+
+
+def client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def open_study(name: str, tracking_uri: str, artifact_dir: Path, tags: dict, params: dict) -> StudyTracking:
+    """Create (or reuse) the study's experiment and start its parent run."""
+    mlflow_client = client(tracking_uri)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is None:
+        location = None if tracking_uri.startswith(("http://", "https://")) else Path(artifact_dir).as_uri()
+        experiment_id = mlflow_client.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            mlflow_client.restore_experiment(experiment_id)
+    run = mlflow_client.create_run(experiment_id, run_name=name, tags={**tags, "janus.role": "study"})
+    log_params(mlflow_client, run.info.run_id, params)
+    return StudyTracking(tracking_uri, experiment_id, run.info.run_id)
+
+
+def reopen_study(tracking: StudyTracking) -> None:
+    client(tracking.tracking_uri).update_run(tracking.parent_run_id, status="RUNNING")
+
+
+def finish_study(tracking: StudyTracking, status: str, metrics: dict, files: list[Path]) -> None:
+    """Log the study's summary metrics and files on the parent run and close it with `status`."""
+    mlflow_client = client(tracking.tracking_uri)
+    log_metrics(mlflow_client, tracking.parent_run_id, metrics, step=0)
+    for file in files:
+        if file.exists():
+            mlflow_client.log_artifact(tracking.parent_run_id, str(file))
+    mlflow_client.set_terminated(tracking.parent_run_id, status=status)
+
+
+def log_params(mlflow_client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, _param_text(v)[:PARAM_LIMIT]) for k, v in params.items()]
+    for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+        mlflow_client.log_batch(run_id, params=items[start:start + 100])
+
+
+def _param_text(value) -> str:
+    return json.dumps(value, default=list) if isinstance(value, (list, tuple, dict)) else str(value)
+
+
+def log_metrics(mlflow_client, run_id: str, metrics: dict, step: int) -> None:
+    """Log every numeric scalar of `metrics` at `step` (lists, strings and None are skipped)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if items:
+        mlflow_client.log_batch(run_id, metrics=items)
+
+
+def find_trial_run(mlflow_client, experiment_id: str, trial_id: str) -> str | None:
+    """The run a trial opened on an earlier attempt, found by its `ray_trial_id` tag."""
+    runs = mlflow_client.search_runs([experiment_id], f"tags.{TRIAL_TAG} = '{trial_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+class TrialRun:
+    """The child run of one trial: per-task metrics, final metrics, artifacts, status."""
+
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.client = client(tracking_uri)
+        self.run_id = run_id
+
+    @classmethod
+    def open(cls, tracking: StudyTracking, trial_id: str, name: str, tags: dict, params: dict,
+             run_id: str | None = None) -> TrialRun:
+        """Continue the trial's own run (from its checkpoint or its tag), or start a nested one."""
+        mlflow_client = client(tracking.tracking_uri)
+        run_id = run_id or find_trial_run(mlflow_client, tracking.experiment_id, trial_id)
+        if run_id:
+            mlflow_client.update_run(run_id, status="RUNNING")
+            return cls(tracking.tracking_uri, run_id)
+        tags = {**tags, PARENT_TAG: tracking.parent_run_id, TRIAL_TAG: trial_id}
+        run = mlflow_client.create_run(tracking.experiment_id, run_name=name, tags=tags)
+        log_params(mlflow_client, run.info.run_id, params)
+        return cls(tracking.tracking_uri, run.info.run_id)
+
+    def log_task(self, task: int, metrics: dict) -> None:
+        log_metrics(self.client, self.run_id, metrics, step=task)
+
+    def finish(self, final_metrics: dict, artifacts: dict[str, bytes]) -> None:
+        """Final metrics (`final_<name>`), the artifacts (file name -> content), status FINISHED."""
+        log_metrics(self.client, self.run_id, {f"final_{k}": v for k, v in final_metrics.items()}, step=0)
+        with tempfile.TemporaryDirectory() as folder:
+            for file_name, content in artifacts.items():
+                Path(folder, file_name).write_bytes(content)
+            self.client.log_artifacts(self.run_id, folder)
+        self.client.set_terminated(self.run_id, status="FINISHED")
+
+    def fail(self, error: BaseException) -> None:
+        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:PARAM_LIMIT])
+        self.client.set_terminated(self.run_id, status="FAILED")
+
+
+def end_run(tracking_uri: str, run_id: str, status: str, error: str | None = None) -> None:
+    """Close a trial's run from the driver (a trial stopped early, or one whose process died)."""
+    mlflow_client = client(tracking_uri)
+    if error:
+        mlflow_client.set_tag(run_id, "error", error[:PARAM_LIMIT])
+    mlflow_client.set_terminated(run_id, status=status)
