@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
 from janus.config import BackboneConfig
@@ -56,11 +55,10 @@ def build_backbone(cfg: BackboneConfig, img_size: int | None = None) -> nn.Modul
         kwargs["img_size"] = img_size
     if cfg.name == "test":
         kwargs.update(TEST_KWARGS)
-        model = timm.create_model(model_name, pretrained=False, **kwargs)
-    elif cfg.weights:
+    if cfg.weights:
         model = timm.create_model(model_name, pretrained=True,
                                   pretrained_cfg_overlay=weights_overlay(cfg.weights), **kwargs)
-    elif cfg.pretrained:
+    elif cfg.pretrained and cfg.name != "test":
         model = _create_from_hub(model_name, kwargs)
     else:
         model = timm.create_model(model_name, pretrained=False, **kwargs)
@@ -121,6 +119,3 @@ def feature_dim(model: nn.Module) -> int:
     return int(model.num_features)
 
 
-@torch.no_grad()
-def extract_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model(x)
