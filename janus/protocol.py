@@ -30,7 +30,7 @@ from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.config import ExperimentConfig
 from janus.data import build_scenario, make_loader
 from janus.metrics import mean_over_all_tasks, summarize
-from janus.methods import Method, MethodContext, TaskInfo, build_method
+from janus.methods import Method, MethodContext, TaskInfo, build_method, resolve_config
 from janus.runtime import (autocast, num_workers, peak_memory_mb, resolve_device, rng_state, seed_everything,
                            set_rng_state)
 from janus.training import train_task
@@ -98,7 +98,7 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
 
     `resume` is a checkpoint produced by `TaskReport.checkpoint()`; training continues at the next task.
     """
-    cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config)
+    cfg = resolve_config(config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.optim.device)
     backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)

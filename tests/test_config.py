@@ -48,3 +48,12 @@ def test_replace_applies_overrides_without_touching_the_original():
     changed = cfg.replace({"optim.lr": 0.1, "method.gamma": 1.0})
     assert changed.optim.lr == 0.1 and changed.method.params == {"gamma": 1.0}
     assert cfg.optim.lr == 5e-4 and cfg.method.params == {}
+
+
+def test_resolved_config_spells_out_every_method_option():
+    from janus.methods import resolve_config
+
+    cfg = resolve_config(ExperimentConfig.from_dict({"method.name": "janus", "method.margin": 0.5}))
+    assert cfg.method.params["margin"] == 0.5 and cfg.method.params["oe"] is True
+    assert cfg.to_flat()["method.lambda_dml"] == 0.1
+    assert resolve_config(ExperimentConfig()).method.params == {}   # seq-lora has no options

@@ -4,7 +4,8 @@ import importlib
 import pkgutil
 
 from janus.methods.base import Method, MethodContext, MethodOutput, NoOptions, TaskInfo
-from janus.methods.registry import METHODS, build_method, build_options, method_class, register_method
+from janus.methods.registry import (METHODS, build_method, build_options, method_class, register_method,
+                                    resolve_config)
 
 _INFRASTRUCTURE = {"base", "registry"}
 for _module in pkgutil.iter_modules(__path__):
@@ -12,4 +13,4 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["METHODS", "Method", "MethodContext", "MethodOutput", "NoOptions", "TaskInfo", "build_method",
-           "build_options", "method_class", "register_method"]
+           "build_options", "method_class", "register_method", "resolve_config"]

@@ -6,6 +6,8 @@ package so its decorator runs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import nn
 
 from janus.config import ExperimentConfig, _build
@@ -35,6 +37,13 @@ def method_class(name: str) -> type[Method]:
 def build_options(name: str, params: dict):
     """Validate `method.params` against the method's options dataclass (unknown keys -> UserError)."""
     return _build(method_class(name).Options, dict(params), prefix="method.")
+
+
+def resolve_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The config with every method option spelled out (defaults included), as runs should record it."""
+    options = build_options(cfg.method.name, cfg.method.params)
+    params = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    return dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, params=params))
 
 
 def build_method(cfg: ExperimentConfig, backbone: nn.Module, context: MethodContext) -> Method:
