@@ -159,7 +159,7 @@ class UpdateRewriter:
 
 
 def _constrained(slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> list[AdaptedSlice]:
-    return [s for s in slices if s.name in projectors and s.pair.A.requires_grad]
+    return [s for s in slices if s.name in projectors and (s.pair.A.requires_grad or s.pair.B.requires_grad)]
 
 
 def check_choice(option: str, value: str, valid) -> None:
