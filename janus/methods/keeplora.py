@@ -163,9 +163,10 @@ class KeepLoRA(LoRAMethod):
         covariances = post_task_statistics(lambda batch: self.features(batch[0].to(task.device)),
                                            task.make_loader(task.train_eval_data, shuffle=False),
                                            self.lora_modules)
-        for adapted in self.slices:
-            representation = representation_from_covariance(covariances[qkv_name(adapted)])
-            self.protected[adapted.name] = gpm_expand_basis(self.protected[adapted.name], representation,
+        representations = {name: representation_from_covariance(C) for name, C in covariances.items()}
+        for adapted in self.slices:                      # K and V of a block share the input features
+            self.protected[adapted.name] = gpm_expand_basis(self.protected[adapted.name],
+                                                            representations[qkv_name(adapted)],
                                                             self.options.feature_threshold, self.max_protected)
 
     def extra_state(self) -> dict:
