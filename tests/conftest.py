@@ -10,7 +10,7 @@ os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)  # tiny models: threads cost more than they give, and Ray trials run beside
 
 
 def tiny_config(**overrides) -> dict:
