@@ -31,7 +31,8 @@ from janus.config import ExperimentConfig
 from janus.data import build_scenario, make_loader
 from janus.metrics import mean_over_all_tasks, summarize
 from janus.methods import Method, MethodContext, TaskInfo, build_method, resolve_config
-from janus.runtime import (autocast, num_workers, peak_memory_mb, resolve_device, rng_state, seed_everything,
+from janus.runtime import (autocast, configure_device, num_workers, peak_memory_mb, resolve_device, rng_state,
+                           seed_everything,
                            set_rng_state)
 from janus.training import train_task
 
@@ -101,6 +102,7 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
     cfg = resolve_config(config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.optim.device)
+    configure_device(device)
     backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
     scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
     context = MethodContext(lora=cfg.lora, num_tasks=len(scenario.tasks), device=device,
