@@ -20,7 +20,7 @@ from janus.runtime import git_sha, package_versions
 from study import results, summary
 from study.cells import Cell, build_cells
 from study.checks import check_study
-from study.recorder import ResultRecorder
+from study.recorder import StudyRecorder
 from study.settings import StudySettings, read_study_json, write_study_json
 from study.tracking import StudyTracking, finish_study, open_study, reopen_study, ui_command
 
@@ -111,7 +111,7 @@ def unfinished(grid, plan, settings: StudySettings, tracking) -> int:
     """Trials of a stage that have no row and no error: interrupted. A trial that finished all its tasks
     but lost its row (the driver died in between) gets its row here."""
     recorded = set(results.read(settings.results_path)["trial_id"].to_list())
-    recorder = ResultRecorder(settings.name, plan.stage, settings.results_path, tracking.tracking_uri)
+    recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking)
     missing = 0
     for result in grid:
         trial_id = result.metrics.get("trial_id")

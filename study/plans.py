@@ -45,10 +45,11 @@ def replicate_plan(search: StagePlan, best: list[dict], seeds: tuple[int, ...]) 
 
 
 def best_configs(grid, objective: str, top: int, num_tasks: int) -> list[dict]:
-    """The overrides of the `top` completed trials with the highest objective (all tasks done only)."""
+    """The overrides of the `top` completed trials with the highest objective (all tasks done only; ties go
+    to the lower trial id, so a resumed study picks the same configs)."""
     done = [r for r in grid if r.error is None and r.metrics.get("tasks_done") == num_tasks
             and r.metrics.get(objective) is not None]
-    done.sort(key=lambda r: r.metrics[objective], reverse=True)
+    done.sort(key=lambda r: (-r.metrics[objective], r.metrics["trial_id"]))
     return [trial_overrides(r.config) for r in done[:top]]
 
 

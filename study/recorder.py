@@ -1,40 +1,75 @@
-"""The driver-side Tune callback that turns every finished trial into a results row.
+"""The driver-side Tune callback that records every trial: its MLflow child run and its results row.
 
-It runs in the driver process (one writer), when Tune reports a trial completed or failed, so rows appear
-as trials finish. A trial's row is built from its config and its last `tune.report` (see
-study/trainable.py); a failed trial's row carries the exception line of its `error.txt`. The callback also
-closes the MLflow run of a trial whose own process could not: one stopped early by the scheduler (KILLED)
-or one that died (FAILED).
+It runs in the driver process, from the results the trials report (study/trainable.py), so there is one
+writer for MLflow and for results.parquet, and the trials need no access to either:
+
+* trial start: open the trial's run (a restored trial finds its own by the `ray_trial_id` tag);
+* each result (one per task): metrics at step=task, each step once; the trial's device, git SHA and
+  package versions as tags;
+* trial complete: the results row; final metrics and artifacts (accuracy matrix as Parquet and JSON,
+  resolved config, diagnostics), status FINISHED; a trial stopped early by the scheduler is KILLED;
+* trial error: the row with the exception line of Tune's error.txt; status FAILED.
 """
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 from ray import tune
 
 from study import results
 from study.configs import resolve, trial_overrides
-from study.tracking import end_run
+from study.tracking import StudyTracking, TrialRun
+
+# What goes to MLflow at each step (not Tune's own pid, timestamp, time_this_iter_s, ...).
+TASK_METRICS = (*results.METRICS, "tasks_done", "task_time_s", "wall_s", "peak_memory_mb")
 
 
-class ResultRecorder(tune.Callback):
-    def __init__(self, study: str, stage: str, results_path: Path, tracking_uri: str):
+class StudyRecorder(tune.Callback):
+    def __init__(self, study: str, stage: str, results_path: Path, tracking: StudyTracking):
         self.study, self.stage = study, stage
-        self.results_path, self.tracking_uri = Path(results_path), tracking_uri
+        self.results_path, self.tracking = Path(results_path), tracking
+        self.runs: dict[str, TrialRun] = {}
+
+    def __getstate__(self):  # Tune pickles its callbacks with the experiment; open runs stay behind
+        return {**self.__dict__, "runs": {}}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.run(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        run = self.run(trial)
+        if not run.logged_steps:
+            run.set_tags({"git_sha": result["git_sha"], "device": result["device"],
+                          **{f"version.{k}": v for k, v in json.loads(result["versions_json"]).items()}})
+        run.log_task(int(result["task"]), {k: result[k] for k in TASK_METRICS if k in result})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.record(trial.trial_id, trial.config, trial.last_result or {}, error=None)
+        row = self.record(trial.trial_id, trial.config, trial.last_result or {}, error=None)
+        if row["status"] == "completed":
+            self.run(trial).finish(final_metrics(row), artifacts(row, trial.last_result))
+        else:
+            self.run(trial).end("KILLED", row["error"])
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.record(trial.trial_id, trial.config, trial.last_result or {}, error=error_line(trial.error_file))
+        row = self.record(trial.trial_id, trial.config, trial.last_result or {}, error_line(trial.error_file))
+        self.run(trial).end("FAILED", row["error"])
+
+    def run(self, trial) -> TrialRun:
+        if trial.trial_id not in self.runs:
+            config = resolve(trial_overrides(trial.config))
+            tags = {"janus.study": self.study, "stage": self.stage, "method": config.method.name,
+                    "dataset": config.data.dataset, "backbone": config.backbone.name,
+                    "tasks": str(config.data.tasks), "seed": str(config.seed)}
+            self.runs[trial.trial_id] = TrialRun.open(self.tracking, trial.trial_id, str(trial), tags,
+                                                      config.to_flat())
+        return self.runs[trial.trial_id]
 
     def record(self, trial_id: str, tune_config: dict, last_result: dict, error: str | None) -> dict:
         row, config = row_for(self.study, self.stage, trial_id, tune_config, last_result, error)
         results.upsert(self.results_path, [row], results.cfg_dtypes(config))
-        run_id = last_result.get("mlflow_run_id")
-        if run_id and row["status"] == "failed":
-            end_run(self.tracking_uri, run_id, "FAILED" if error else "KILLED", row["error"])
         return row
 
 
@@ -48,6 +83,26 @@ def row_for(study: str, stage: str, trial_id: str, tune_config: dict, last_resul
     row = results.build_row(study=study, stage=stage, trial_id=trial_id, config=config, metrics=last_result,
                             error=error)
     return row, config
+
+
+def final_metrics(row: dict) -> dict:
+    return {name: row[name] for name in (*results.METRICS, "wall_s", "peak_memory_mb")}
+
+
+def artifacts(row: dict, last_result: dict) -> dict[str, bytes]:
+    """acc_matrix.parquet / .json, config.json (resolved), diagnostics.json (file name -> bytes)."""
+    import polars as pl
+
+    matrix = row["acc_matrix"]
+    frame = pl.DataFrame({"after_task": list(range(len(matrix))),
+                          **{f"task_{j}": [r[j] for r in matrix] for j in range(len(matrix))}})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    record = {"acc_matrix": matrix, "val_matrix": last_result.get("val_matrix"), "n_test": row["n_test"],
+              "n_val": last_result.get("n_val"), "task_wall_s": row["task_wall_s"], "metrics": final_metrics(row)}
+    config = json.dumps(json.loads(row["config_json"]), indent=2)
+    return {"acc_matrix.parquet": buffer.getvalue(), "acc_matrix.json": results.to_json(record).encode(),
+            "config.json": config.encode(), "diagnostics.json": row["diagnostics_json"].encode()}
 
 
 def error_line(error_file: str | None) -> str:

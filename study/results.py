@@ -158,3 +158,18 @@ def read(path: Path) -> pl.DataFrame:
         return pl.DataFrame(schema={**FIXED_SCHEMA, **TAIL_SCHEMA})
     with locked(path):
         return pl.read_parquet(path)
+
+
+def to_json(value) -> str:
+    """Strict JSON: NaN and infinities -> null, tensors and numpy values -> lists and numbers."""
+    return json.dumps(_clean(value), default=lambda v: _clean(v.tolist()) if hasattr(v, "tolist") else str(v))
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value

@@ -6,11 +6,12 @@
             metrics acc, maa, ..., val_acc_all at step=task; final_* at the end
             artifacts acc_matrix.parquet, acc_matrix.json, config.json, diagnostics.json
 
-The runs are opened with `MlflowClient`, not Ray's `MLflowLoggerCallback`, which opens a second run when a
-trial is restored (ecosystem.md gotcha 8): a trial stores its run id in its checkpoint, and a trial that
-restarts before its first checkpoint finds its run by the `ray_trial_id` tag, so a resumed trial continues
-its own run. Default store: `sqlite:////<abs studies dir>/mlflow.db` (never a relative path: a trial's cwd
-is a temporary directory); use an `http://` server on clusters.
+Only the driver talks to MLflow (study/recorder.py, a Tune callback, from the results the trials report),
+so a local sqlite store works on a multi-node cluster too, and there is one writer. The runs are opened with
+`MlflowClient`, not Ray's `MLflowLoggerCallback`, which opens a second run when a trial is restored
+(ecosystem.md gotcha 8): a restored trial finds its run by the `ray_trial_id` tag and continues it, and a
+step it already logged is not logged again. Default store: `sqlite:////<abs studies dir>/mlflow.db` (an
+absolute path); an `http://` server works as well (e.g. one shared by several studies or users).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
+STEP_METRIC = "acc"  # logged at every task; its history tells which steps a resumed run already has
 PARAM_LIMIT = 6000  # MLflow's maximum param value length
 
 
@@ -114,28 +116,35 @@ def find_trial_run(mlflow_client, experiment_id: str, trial_id: str) -> str | No
 
 
 class TrialRun:
-    """The child run of one trial: per-task metrics, final metrics, artifacts, status."""
+    """The child run of one trial: per-task metrics (each step once), final metrics, artifacts, status."""
 
-    def __init__(self, tracking_uri: str, run_id: str):
+    def __init__(self, tracking_uri: str, run_id: str, logged_steps: set[int]):
         self.client = client(tracking_uri)
-        self.run_id = run_id
+        self.run_id, self.logged_steps = run_id, logged_steps
 
     @classmethod
-    def open(cls, tracking: StudyTracking, trial_id: str, name: str, tags: dict, params: dict,
-             run_id: str | None = None) -> TrialRun:
-        """Continue the trial's own run (from its checkpoint or its tag), or start a nested one."""
+    def open(cls, tracking: StudyTracking, trial_id: str, name: str, tags: dict, params: dict) -> TrialRun:
+        """Continue the trial's own run (found by its `ray_trial_id` tag), or start one under the parent."""
         mlflow_client = client(tracking.tracking_uri)
-        run_id = run_id or find_trial_run(mlflow_client, tracking.experiment_id, trial_id)
+        run_id = find_trial_run(mlflow_client, tracking.experiment_id, trial_id)
         if run_id:
             mlflow_client.update_run(run_id, status="RUNNING")
-            return cls(tracking.tracking_uri, run_id)
+            steps = {m.step for m in mlflow_client.get_metric_history(run_id, STEP_METRIC)}
+            return cls(tracking.tracking_uri, run_id, steps)
         tags = {**tags, PARENT_TAG: tracking.parent_run_id, TRIAL_TAG: trial_id}
         run = mlflow_client.create_run(tracking.experiment_id, run_name=name, tags=tags)
         log_params(mlflow_client, run.info.run_id, params)
-        return cls(tracking.tracking_uri, run.info.run_id)
+        return cls(tracking.tracking_uri, run.info.run_id, set())
 
     def log_task(self, task: int, metrics: dict) -> None:
-        log_metrics(self.client, self.run_id, metrics, step=task)
+        """Metrics at step=task, once: a trial resumed from an earlier checkpoint repeats no step."""
+        if task not in self.logged_steps:
+            log_metrics(self.client, self.run_id, metrics, step=task)
+            self.logged_steps.add(task)
+
+    def set_tags(self, tags: dict) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
 
     def finish(self, final_metrics: dict, artifacts: dict[str, bytes]) -> None:
         """Final metrics (`final_<name>`), the artifacts (file name -> content), status FINISHED."""
@@ -146,14 +155,8 @@ class TrialRun:
             self.client.log_artifacts(self.run_id, folder)
         self.client.set_terminated(self.run_id, status="FINISHED")
 
-    def fail(self, error: BaseException) -> None:
-        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:PARAM_LIMIT])
-        self.client.set_terminated(self.run_id, status="FAILED")
-
-
-def end_run(tracking_uri: str, run_id: str, status: str, error: str | None = None) -> None:
-    """Close a trial's run from the driver (a trial stopped early, or one whose process died)."""
-    mlflow_client = client(tracking_uri)
-    if error:
-        mlflow_client.set_tag(run_id, "error", error[:PARAM_LIMIT])
-    mlflow_client.set_terminated(run_id, status=status)
+    def end(self, status: str, error: str | None = None) -> None:
+        """FAILED (with the error as a tag) or KILLED (stopped early by the scheduler)."""
+        if error:
+            self.client.set_tag(self.run_id, "error", error[:PARAM_LIMIT])
+        self.client.set_terminated(self.run_id, status=status)

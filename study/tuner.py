@@ -23,7 +23,7 @@ from ray.tune.logger import JsonLoggerCallback
 from study.configs import trial_name
 from study.plans import StagePlan
 from study.progress import CompactReporter
-from study.recorder import ResultRecorder
+from study.recorder import StudyRecorder
 from study.settings import StudySettings
 from study.tracking import StudyTracking
 from study.trainable import TrialContext, train_trial
@@ -33,7 +33,7 @@ SEARCH_CONCURRENCY = 4  # TPE proposes blindly beyond a few trials in flight (ec
 
 def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking, resources: dict):
     """Run (or finish, after an interruption) one stage; returns its ResultGrid."""
-    trainable = make_trainable(plan, settings, tracking, resources)
+    trainable = make_trainable(resources)
     path = str(settings.ray_dir / plan.name)
     if Tuner.can_restore(path):
         tuner = Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=settings.retry_failed)
@@ -43,8 +43,8 @@ def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking,
     return tuner.fit()
 
 
-def make_trainable(plan: StagePlan, settings: StudySettings, tracking: StudyTracking, resources: dict):
-    context = TrialContext(settings.name, plan.stage, tracking, resources["cpu"], resources["gpu"])
+def make_trainable(resources: dict):
+    context = TrialContext(resources["cpu"], resources["gpu"])
     return tune.with_resources(tune.with_parameters(train_trial, context=context), resources)
 
 
@@ -54,7 +54,7 @@ def tune_config(plan: StagePlan, settings: StudySettings) -> TuneConfig:
     return TuneConfig(metric=settings.objective, mode="max", search_alg=searcher(settings) if searching else None,
                       scheduler=scheduler(plan, settings) if searching else None, num_samples=plan.num_samples,
                       max_concurrent_trials=limit, trial_name_creator=trial_name,
-                      trial_dirname_creator=trial_name)
+                      trial_dirname_creator=trial_name, reuse_actors=True)  # no re-import of torch per trial
 
 
 def searcher(settings: StudySettings):
@@ -74,7 +74,7 @@ def scheduler(plan: StagePlan, settings: StudySettings):
 
 
 def run_config(plan: StagePlan, settings: StudySettings, tracking: StudyTracking) -> RunConfig:
-    recorder = ResultRecorder(settings.name, plan.stage, settings.results_path, tracking.tracking_uri)
+    recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking)
     return RunConfig(name=plan.name, storage_path=str(settings.ray_dir),
                      failure_config=FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                      checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=[recorder, JsonLoggerCallback()],

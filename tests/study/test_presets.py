@@ -1,0 +1,64 @@
+"""Recipes per preset, the study's cells, and the stage plans."""
+
+import pytest
+
+from janus.errors import UserError
+from study.cells import build_cells
+from study.cli import parse_settings
+from study.plans import grid_plan, replicate_plan, search_plan
+from study.presets import recipe
+
+
+def test_embedded_recipe_on_the_test_backbone():
+    chosen = recipe(None, "digits", "test", "seq-lora")
+    assert chosen["data.image_size"] == 32 and chosen["optim.epochs"] >= 1
+    assert recipe(None, "digits", "test", "finetune")["optim.lr"] < chosen["optim.lr"]
+    assert recipe(None, "digits", "dino", "seq-lora")["data.image_size"] == 224
+
+
+def test_paper_recipe_follows_the_protocol():
+    cifar = recipe("paper", "cifar100", "vit", "seq-lora")
+    assert (cifar["optim.epochs"], cifar["optim.lr"], cifar["optim.batch_size"], cifar["lora.rank"]) == \
+        (20, 5e-4, 128, 10)
+    assert "method.eps_start" not in cifar  # seq-lora has no such option
+    imr = recipe("paper", "imagenet-r", "dino", "janus")
+    assert imr["optim.epochs"] == 50 and imr["method.eps_start"] == 0.98 and imr["data.image_size"] == 224
+    domainnet = recipe("paper", "domainnet", "vit", "seq-lora")
+    assert domainnet["optim.optimizer"] == "sgd" and domainnet["lora.rank"] == 30
+    assert recipe("paper", "cifar100", "vit", "finetune")["optim.lr"] == 5e-5
+    with pytest.raises(UserError, match="no protocol"):
+        recipe("paper", "digits", "vit", "seq-lora")
+
+
+def test_cells_are_typed_and_ordered(tmp_path):
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--method", "seq-lora,finetune",
+                               "--set", "optim.epochs=2", "--set", "data.split_file=rel.yaml"])
+    cells = build_cells(settings)
+    assert [c.method for c in cells] == ["seq-lora", "finetune"]
+    overrides = cells[0].overrides
+    assert overrides["optim.epochs"] == 2 and overrides["data.tasks"] == 5
+    assert overrides["data.split_file"].startswith("/")  # trials run elsewhere: paths are absolute
+
+
+def test_stage_plans(tmp_path):
+    import search_spaces
+
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--method", "seq-lora", "--seeds", "3"])
+    cells = build_cells(settings)
+    grid = grid_plan(cells, settings.seeds, {"optim.device": "cpu"})
+    entries = grid.param_space["cell"]["grid_search"]
+    assert [e["seed"] for e in entries] == [0, 1, 2] and all(e["optim.device"] == "cpu" for e in entries)
+    search = search_plan(cells[0], search_spaces.load("seq_lora"), 0, {}, num_samples=8)
+    assert search.name == "search-seq-lora-digits-test" and "optim.lr" in search.param_space
+    replicate = replicate_plan(search, [{"optim.lr": 1e-3}], (0, 1))
+    assert replicate.name == "replicate-seq-lora-digits-test" and replicate.stage == "replicate"
+    assert len(replicate.param_space["cell"]["grid_search"]) == 2
+
+
+def test_asha_grace_period_is_half_the_tasks(tmp_path):
+    from study.plans import StagePlan
+    from study.tuner import scheduler
+
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--search", "optuna", "--scheduler", "asha"])
+    asha = scheduler(StagePlan("s", "search", {}, num_tasks=10), settings)
+    assert min(rung for rung, _ in asha._brackets[0]._rungs) == 5 and asha._max_t == 10
