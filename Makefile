@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 test: install
 	PYTHON=$(PY) scripts/offline $(PY) -m pytest $(PYTEST_ARGS)
 
+# The embedded default study (Ray Tune + MLflow on CPU, loopback only); `python -m study.run --help` for more.
 run: install
-	PYTHON=$(PY) scripts/offline $(PY) -m janus
+	PYTHON=$(PY) scripts/offline $(PY) -m study.run
 
 bench: install
 	$(PY) benchmarks/step_overhead.py

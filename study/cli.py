@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(default: start a local one)")
     add("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                                              "sqlite:////<abs studies-dir>/mlflow.db)")
+    add("--storage-path", default=None,
+        help="Tune state and task checkpoints: a folder or an s3:// / gs:// URI that every node of a "
+             "multi-node cluster shares (default: <studies-dir>/<study>/ray)")
     add("--study", default=None, help="study name (default: <datasets>-<backbones>-<date-time>)")
     add("--studies-dir", default="studies", help="where studies are kept (default: ./studies)")
     add("--resume", action="store_true", help="continue the study named by --study (default: the latest "
@@ -111,6 +114,7 @@ def _settings(args, studies_dir: Path, argv: tuple[str, ...]) -> StudySettings:
         search_seed=args.search_seed, gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
         tracking_uri=args.tracking_uri or default_tracking_uri(studies_dir), retry_failed=args.retry_failed,
+        storage_path=_storage(args.storage_path),
         data_root=_absolute(args.data_root), weights=_absolute(args.weights), preset=args.preset,
         overrides=parse_overrides(args.overrides), argv=argv)
 
@@ -201,6 +205,10 @@ def default_name(datasets: tuple[str, ...], backbones: tuple[str, ...]) -> str:
 
 def _absolute(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
+
+
+def _storage(path: str | None) -> str | None:
+    return path if path is None or "://" in path else _absolute(path)
 
 
 def argv_or_sys(argv: list[str] | None) -> list[str]:

@@ -6,7 +6,8 @@
         study.json                 name, tracking_uri, experiment_id, parent_run_id, created, argv
         results.parquet            one row per finished trial (study/results.py holds the schema)
         summary.md                 the mean ± std table printed at the end
-        ray/<stage experiment>/    Ray Tune state and task-boundary checkpoints (for --resume)
+        ray/<stage experiment>/    Ray Tune state and task-boundary checkpoints (for --resume; with
+                                   --storage-path, at <storage-path>/<study>/<stage experiment> instead)
         mlartifacts/               MLflow artifacts of the study's runs (with a local tracking store)
 """
 
@@ -44,6 +45,7 @@ class StudySettings:
     max_failures: int = 0
     address: str | None = None
     tracking_uri: str = ""
+    storage_path: str | None = None       # Tune's storage (a URI or a shared folder); None -> <study>/ray
     resume: bool = False
     retry_failed: bool = False
     data_root: str | None = None
@@ -59,6 +61,13 @@ class StudySettings:
     @property
     def ray_dir(self) -> Path:
         return self.study_dir / "ray"
+
+    @property
+    def tune_storage(self) -> str:
+        """Where Tune keeps the stages' state and checkpoints: shared by every node of a cluster."""
+        if self.storage_path:
+            return f"{self.storage_path.rstrip('/')}/{self.name}"
+        return str(self.ray_dir)
 
     @property
     def results_path(self) -> Path:

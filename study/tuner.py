@@ -34,7 +34,7 @@ SEARCH_CONCURRENCY = 4  # TPE proposes blindly beyond a few trials in flight (ec
 def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking, resources: dict):
     """Run (or finish, after an interruption) one stage; returns its ResultGrid."""
     trainable = make_trainable(resources)
-    path = str(settings.ray_dir / plan.name)
+    path = f"{settings.tune_storage}/{plan.name}"
     if Tuner.can_restore(path):
         tuner = Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=settings.retry_failed)
     else:
@@ -75,7 +75,7 @@ def scheduler(plan: StagePlan, settings: StudySettings):
 
 def run_config(plan: StagePlan, settings: StudySettings, tracking: StudyTracking) -> RunConfig:
     recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking)
-    return RunConfig(name=plan.name, storage_path=str(settings.ray_dir),
+    return RunConfig(name=plan.name, storage_path=settings.tune_storage,
                      failure_config=FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                      checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=[recorder, JsonLoggerCallback()],
                      progress_reporter=CompactReporter(settings.objective), verbose=1)

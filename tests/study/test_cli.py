@@ -38,6 +38,9 @@ def test_lists_and_overrides_are_parsed(tmp_path):
                                "--backbone", "test,vit", "--set", "optim.lr=1e-3", "--gpus-per-trial", "0.25"])
     assert settings.methods == ("seq-lora", "finetune") and settings.backbones == ("test", "vit")
     assert settings.overrides == {"optim.lr": "1e-3"} and settings.gpus_per_trial == 0.25
+    assert settings.tune_storage == str(tmp_path / settings.name / "ray")
+    remote = parse_settings(["--studies-dir", str(tmp_path), "--study", "x", "--storage-path", "s3://bucket/runs/"])
+    assert remote.tune_storage == "s3://bucket/runs/x"
 
 
 @pytest.mark.parametrize("argv, message", [
