@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from janus.testing import tiny_config
 from janus import run_experiment
 from janus.errors import UserError
 from janus.methods import METHODS, Method, register_method

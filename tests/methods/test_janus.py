@@ -10,7 +10,7 @@ from janus.config import ExperimentConfig
 from janus.backbone import build_backbone
 from janus.methods import MethodContext, TaskInfo, build_method
 from janus.rectify import rectify, violation
-from conftest import tiny_config
+from janus.testing import tiny_config
 
 
 def make_janus(**params):
