@@ -100,11 +100,18 @@ def violation(
 # GR-T: least squares onto the LoRA tangent space (spec §5.2, ridge §5.4)
 
 
-def _ridged_gram(gram: Tensor, ridge: float) -> Tensor:
-    """G + ε I with ε = δ·tr(G)/r + 1e-8 (spec §5.4), in float64."""
+def _ridged_gram(gram: Tensor, ridge: float, other: Tensor | None = None, balance: float = 0.0) -> Tensor:
+    """G + ε I with ε = δ·tr(G)/r + β·tr(G_other)/r + 1e-8, in float64.
+
+    δ·tr(G)/r + 1e-8 is the ridge of spec §5.4. It is relative, so (BᵀB + ε)⁻¹Bᵀ still grows like 1/‖B‖
+    while B is small (early training); the [OUR CHOICE] balance term β·tr(AAᵀ)/r ties the ridge to the
+    other factor's scale, which bounds ‖ΔA*‖ and the second-order term ΔB*ΔA* there (β = 0: the spec).
+    """
     gram = gram.double()
     r = gram.shape[-1]
     eps = ridge * gram.diagonal(dim1=-2, dim2=-1).sum(-1) / r + RIDGE_FLOOR
+    if other is not None and balance:
+        eps = eps + balance * other.double().diagonal(dim1=-2, dim2=-1).sum(-1) / r
     eye = torch.eye(r, dtype=gram.dtype, device=gram.device)
     return gram + eps[..., None, None] * eye
 
@@ -117,6 +124,7 @@ def rectify_tangent(
     basis: Tensor | None,
     ridge: float = 1e-3,
     mode: str = "remove",
+    balance: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """GR-T: factors whose composite is the tangent-space least-squares fit of the safe target Z = Z0 Π.
 
@@ -126,7 +134,8 @@ def rectify_tangent(
         dA* = dA Π + (BᵀB + ε_B I)⁻¹ Bᵀ dB (AΠ)
         dB* = T − B (BᵀB + ε_B I)⁻¹ Bᵀ T,   T = dB (AΠ) Aᵀ (AAᵀ + ε_A I)⁻¹
 
-    with ε = δ·tr(gram)/r + 1e-8 (δ = ``ridge``, §5.4).  Exact at ε → 0 when B has full column rank; with B = 0
+    with ε = δ·tr(gram)/r + 1e-8 (δ = ``ridge``, §5.4), plus β·tr(AAᵀ)/r in ε_B (β = ``balance``, see
+    ``_ridged_gram``; 0 = the spec).  Exact at ε → 0 when B has full column rank; with B = 0
     it gives dA* = dA Π and dB* = dB AΠ A⁺, so learning proceeds.  The remaining violation (I − Π_B) Z Π_A (I − Π)
     is generally non-zero (§5.5).  An empty remove-basis is a no-op (Π = I).  Spec: janus-lora.md §5.2–§5.5.
     """
@@ -135,7 +144,7 @@ def rectify_tangent(
         return dA.clone(), dB.clone()
     A_proj = project_right(A, basis, mode)
     dA_proj = project_right(dA, basis, mode)
-    BtB = _ridged_gram(B.mT @ B, ridge)
+    BtB = _ridged_gram(B.mT @ B, ridge, other=A @ A.mT, balance=balance)
     AAt = _ridged_gram(A @ A.mT, ridge)
     coef_A = torch.linalg.solve(BtB, (B.mT @ dB).double()).to(A.dtype)  # (BᵀB+ε)⁻¹ Bᵀ dB, r × r
     dA_star = dA_proj + coef_A @ A_proj
@@ -265,15 +274,17 @@ def rectify(
     mode: str = "remove",
     ridge: float = 1e-3,
     rtol: float = 1e-6,
+    balance: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Rectify one LoRA update (dA, dB) with the named GR variant (spec §9.3 switch "GR variant").
 
     variant: "tangent" (GR-T, default of the spec), "tangent_gauge" (GR-T + gauge), "strict" (GR-S) or "off"
-    (returns the update unchanged).  ``ridge`` is used by the tangent variants, ``rtol`` by strict.
+    (returns the update unchanged).  ``ridge`` is used by the tangent variants, ``balance`` by GR-T,
+    ``rtol`` by strict.
     Spec: janus-lora.md §5.2–§5.6.
     """
     if variant == "tangent":
-        return rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode)
+        return rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)
     if variant == "tangent_gauge":
         return rectify_tangent_gauge(A, B, dA, dB, basis, ridge=ridge, mode=mode)
     if variant == "strict":

@@ -187,3 +187,23 @@ def test_dispatch_off_and_unknown_names():
     with pytest.raises(ValueError, match="retain"):
         rectify("tangent", A, B, dA, dB, V, mode="keep")
     assert set(VARIANTS) == {"tangent", "tangent_gauge", "strict", "off"}
+
+
+def test_balanced_ridge_bounds_the_a_update_while_b_is_small():
+    """With a relative ridge only, ΔA* grows like 1/‖B‖; the balance term keeps it at the scale of ΔA."""
+    torch.manual_seed(3)
+    r, d, m, k = 4, 24, 20, 6
+    A, dA, dB = torch.randn(r, d, dtype=torch.float64), torch.randn(r, d, dtype=torch.float64), torch.randn(m, r, dtype=torch.float64)
+    V = torch.linalg.qr(torch.randn(d, k, dtype=torch.float64))[0]
+    sizes = {}
+    for scale in (1e-2, 1e-4):
+        B = scale * torch.randn(m, r, dtype=torch.float64)
+        plain = rectify_tangent(A, B, dA, dB, V)[0].norm() / dA.norm()
+        balanced = rectify_tangent(A, B, dA, dB, V, balance=1e-2)[0].norm() / dA.norm()
+        sizes[scale] = (plain.item(), balanced.item())
+    assert sizes[1e-4][0] > 50 * sizes[1e-2][0]          # the spec's relative ridge blows up as B -> 0
+    assert sizes[1e-4][1] < 2 and sizes[1e-2][1] < 2     # balanced: bounded
+    B = torch.randn(m, r, dtype=torch.float64)           # well-scaled B: balance changes little
+    plain, balanced = rectify_tangent(A, B, dA, dB, V), rectify_tangent(A, B, dA, dB, V, balance=1e-2)
+    assert violation(A, B, *balanced, V) < violation(A, B, dA, dB, V)
+    assert (composite_update(A, B, *plain) - composite_update(A, B, *balanced)).norm() < 0.05 * composite_update(A, B, *plain).norm()

@@ -57,6 +57,8 @@ class JanusOptions:
     gr_variant: str = "tangent"      # GR-T, the least-squares reading of "reverse-engineers ΔW_safe" (§5.2)
     gr_on: str = "update"            # Adam's per-coordinate scaling does not commute with Π (§5.7)
     gr_ridge: float = 1e-3           # δ of the ridge ε = δ·tr(BᵀB)/r + 1e-8 (§5.4)
+    gr_balance: float = 1e-2         # β·tr(AAᵀ)/r added to ε_B: without it ΔA* ~ 1/‖B‖ while B is small, and
+    #                                  the measured interference was 2-20x higher than with β = 1e-2
     eps_start: float = 0.97          # OE energy threshold at t = 0 (§3.3; searched 0.90-0.995)
     eps_end: float = 1.0             # the InfLoRA schedule's end value
     energy_criterion: str = "eig"    # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
@@ -174,7 +176,8 @@ class JanusLoRA(LoRAMethod):
         A, B = torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
         dA, dB = torch.stack(dAs), torch.stack(dBs)
         if self._protect == "gr":
-            dA, dB = rectify(self.options.gr_variant, A, B, dA, dB, self._task_bases, ridge=self.options.gr_ridge)
+            dA, dB = rectify(self.options.gr_variant, A, B, dA, dB, self._task_bases, ridge=self.options.gr_ridge,
+                             balance=self.options.gr_balance)
         else:
             dA = project_right(dA, self._task_bases)
         for i, (a, b) in enumerate(targets):

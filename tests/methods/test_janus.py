@@ -118,3 +118,25 @@ def test_invalid_choice_is_a_clear_error():
 
     with pytest.raises(UserError, match="method.gr_variant='exact' is not one of tangent"):
         make_janus(gr_variant="exact")
+
+
+def test_oe_and_gr_forget_less_than_unprotected_lora_over_three_seeds():
+    """OE+GR vs the same model with both off (ablation ①, = seq-lora), 3 seeds.
+
+    Both predict by NME on prototypes (`classifier=nme`): with per-task heads on the random tiny backbone,
+    new heads take every old sample in both runs (BWT -100 either way), which hides the feature protection;
+    with prototypes, old classes survive exactly when their features do.
+    """
+    base = {"method.name": "janus", "method.dml": False, "method.classifier": "nme", "method.prototypes": "pass",
+            "optim.epochs": 10, "optim.lr": 1e-2, "optim.head_lr": 1e-2, "optim.batch_size": 8,
+            "data.synthetic_train_per_class": 24, "data.synthetic_test_per_class": 20}
+    bwt, interference = {True: [], False: []}, {True: [], False: []}
+    for seed in range(3):
+        for on in (False, True):
+            result = run_experiment(tiny_config(**{**base, "seed": seed, "method.oe": on, "method.gr": on}))
+            bwt[on].append(result.metrics["bwt"])
+            values = result.diagnostics[-1]["interference"].values()
+            interference[on].append(sum(values) / len(values))
+    assert all(p < u / 3 for p, u in zip(interference[True], interference[False]))
+    assert sum(bwt[True]) / 3 > sum(bwt[False]) / 3 + 10
+    assert all(p >= u for p, u in zip(bwt[True], bwt[False]))
