@@ -58,7 +58,7 @@ def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
     method.after_step(task_info(1))
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
         basis = method.bases[f"blocks.{s.block}.attn.qkv"]
-        expected = rectify(variant, a0, b0, dA, dB, basis)           # per-pair reference
+        expected = rectify(variant, a0, b0, dA, dB, basis, balance=method.options.gr_balance)  # per pair
         torch.testing.assert_close(s.pair.A.detach() - a0, expected[0], atol=1e-6, rtol=1e-4)
         torch.testing.assert_close(s.pair.B.detach() - b0, expected[1], atol=1e-6, rtol=1e-4)
         applied = violation(a0, b0, s.pair.A.detach() - a0, s.pair.B.detach() - b0, basis)
