@@ -173,15 +173,14 @@ def check_choice(option: str, value: str, valid) -> None:
 
 
 def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, task: TaskInfo,
-                      modules: Mapping[str, nn.Module], data: str = "train", batch_size: int | None = None,
+                      modules: Mapping[str, nn.Module], batch_size: int | None = None,
                       max_batches: int | None = None, shuffle: bool = False) -> dict[str, Tensor]:
     """Ĉ = mean x xᵀ over all tokens entering each of ``modules``, in one no-grad pass over the task's
-    training images (``data`` "train": train transform, as InfLoRA's and LoRA-DRS's passes; "eval": test
-    transform), with ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset
-    (GPM's 125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
+    training images with the train transform (InfLoRA and LoRA-DRS run their passes on the training
+    loader), ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset (GPM's
+    125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
     """
-    dataset = task.train_data if data == "train" else task.train_eval_data
-    loader = task.make_loader(dataset, shuffle=shuffle, seed=task.index, batch_size=batch_size)
+    loader = task.make_loader(task.train_data, shuffle=shuffle, seed=task.index, batch_size=batch_size)
     was_training = module.training
     module.eval()
     try:

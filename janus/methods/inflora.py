@@ -74,12 +74,15 @@ class InfLoRA(LoRAMethod):
 
     @torch.no_grad()
     def _design_new_branches(self, covariances: dict[str, Tensor]) -> None:
-        projectors = self.bases.projectors(self.slices)
+        """One design per block (one SVD of a d × d matrix), copied into its K and V branches."""
+        rank = self.slices[0].pair.A.shape[0]
         for name, C in covariances.items():
-            empty = Projector(C.new_zeros(C.shape[0], 0))
+            block = block_index(name)
+            dual = self.bases.bases.get(block)
+            projector = Projector(dual.basis, dual.mode) if dual else Projector(C.new_zeros(C.shape[0], 0))
+            A = design_down_projection(C, projector, rank)
             for s in self.slices:
-                if s.block == block_index(name):
-                    A = design_down_projection(C, projectors.get(s.name, empty), s.pair.A.shape[0])
+                if s.block == block:
                     s.pair.A.copy_(A)
                     s.pair.A.requires_grad_(False)
 
