@@ -73,24 +73,29 @@ def benchmark_config(args: argparse.Namespace, method: str) -> dict:
 
 
 def seconds_per_task(args: argparse.Namespace, method: str) -> float:
+    """Mean `task_wall_s` of one full protocol run."""
     from janus import run_experiment
 
-    config = benchmark_config(args, method)
-    return statistics.median(statistics.mean(run_experiment(config).task_wall_s) for _ in range(args.repeats))
+    return statistics.mean(run_experiment(benchmark_config(args, method)).task_wall_s)
 
 
 def time_methods(args: argparse.Namespace, methods: list[str]) -> dict[str, float | str]:
-    """{method: seconds per task, or the error message when the method cannot run here}."""
-    times: dict[str, float | str] = {}
-    for method in methods:
-        start = time.perf_counter()
-        try:
-            times[method] = seconds_per_task(args, method)
-        except (UserError, RuntimeError, ValueError) as error:  # one method that cannot run here must not
-            # hide the others' timings (e.g. a method that needs real weights or another backbone)
-            times[method] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80]}"
-        print(f"  {method}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return times
+    """{method: median seconds per task over the repeats, or the error when the method cannot run here}.
+
+    Repeats go round-robin over the methods, so a change of machine load hits every method alike.
+    """
+    samples: dict[str, list[float]] = {method: [] for method in methods}
+    failures: dict[str, str] = {}
+    for repeat in range(args.repeats):
+        for method in (m for m in methods if m not in failures):
+            start = time.perf_counter()
+            try:
+                samples[method].append(seconds_per_task(args, method))
+            except (UserError, RuntimeError, ValueError) as error:  # a method that cannot run here must
+                # not hide the others' timings (e.g. one that needs real weights or another backbone)
+                failures[method] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80]}"
+            print(f"  {method} (run {repeat + 1}): {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return {method: failures.get(method) or statistics.median(samples[method]) for method in methods}
 
 
 def format_table(times: dict[str, float | str], reference: str = "seq-lora") -> str:
@@ -114,8 +119,7 @@ def main(argv=None) -> None:
     print(f"backbone={args.backbone} image={args.image_size} batch={args.batch} steps/epoch={args.steps} "
           f"epochs={args.epochs} tasks={args.tasks} repeats={args.repeats} threads={torch.get_num_threads()}",
           file=sys.stderr)
-    # warm-up: lazy initialisation, allocator, caches
-    seconds_per_task(argparse.Namespace(**{**vars(args), "repeats": 1}), "seq-lora")
+    seconds_per_task(args, "seq-lora")  # warm-up: lazy initialisation, allocator, caches
     print(format_table(time_methods(args, methods)))
 
 
