@@ -35,6 +35,17 @@ HOOKS = ("update", "grad")
 
 
 @dataclass(frozen=True)
+class GRSettings:
+    """The GR of the plug-ins (janus.rectify.rectify): variant, ridge δ (§5.4) and balance β, the ridge term
+    β·tr(AAᵀ)/r that bounds ΔA* while B is small ([OUR CHOICE] of the janus method, whose default 1e-2 the
+    plug-ins share so that "+GR" means the same GR; 0 is the spec's ridge)."""
+
+    variant: str = "tangent"
+    ridge: float = 1e-3
+    balance: float = 1e-2
+
+
+@dataclass(frozen=True)
 class Projector:
     basis: Tensor
     mode: str = "remove"
@@ -47,12 +58,12 @@ def project_left(M: Tensor, projector: Projector) -> Tensor:
 
 
 def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, projector: Projector,
-                   gr_variant: str = "tangent", ridge: float = 1e-3) -> tuple[Tensor, Tensor]:
+                   gr: GRSettings = GRSettings()) -> tuple[Tensor, Tensor]:
     """The constrained step (ΔA*, ΔB*) of one pair (A r×d, B m×r) at the point (A, B).
 
     project_a:     ΔA* = ΔA Π,  ΔB* = ΔB                   (LoRA-GPM, baselines.md §7: B free)
     project_both:  ΔA* = ΔA Π,  ΔB* = Π ΔB                  (LoRA-DRS: u T for A, T u for B, §11; needs m = d)
-    rectify:       (ΔA*, ΔB*) = GR(A, B, ΔA, ΔB; Π)         (janus-lora.md §5, `gr_variant` of janus.rectify)
+    rectify:       (ΔA*, ΔB*) = GR(A, B, ΔA, ΔB; Π)         (janus-lora.md §5, with the `gr` settings)
     Every rule is linear in (ΔA, ΔB), so it applies to gradients as well; both outputs are times `scale`.
     """
     basis, mode = projector.basis, projector.mode
@@ -63,7 +74,7 @@ def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, proj
             raise ValueError(f"project_both needs d_out == d_in, got {dB.shape[0]} and {dA.shape[1]}")
         dA, dB = project_right(dA, basis, mode), project_left(dB, projector)
     elif rule == "rectify":
-        dA, dB = rectify(gr_variant, A, B, dA, dB, basis, mode=mode, ridge=ridge)
+        dA, dB = rectify(gr.variant, A, B, dA, dB, basis, mode=mode, ridge=gr.ridge, balance=gr.balance)
     else:
         raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
     return dA * projector.scale, dB * projector.scale
@@ -107,19 +118,19 @@ class UpdateRewriter:
     records the raw step (the optimizer's step, or the gradient with the "grad" hook) against the applied one.
     """
 
-    def __init__(self, rule: str, hook: str = "update", gr_variant: str = "tangent", ridge: float = 1e-3,
+    def __init__(self, rule: str, hook: str = "update", gr: GRSettings = GRSettings(),
                  track_violation: bool = True):
         check_choice("update_hook", hook, HOOKS)
-        check_choice("gr_variant", gr_variant, VARIANTS)
+        check_choice("gr_variant", gr.variant, VARIANTS)
         if rule not in RULES:
             raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
-        self.rule, self.hook, self.gr_variant, self.ridge = rule, hook, gr_variant, ridge
+        self.rule, self.hook, self.gr = rule, hook, gr
         self.meter = ViolationMeter() if track_violation else None
         self._before: dict[str, tuple[Tensor, Tensor]] = {}
         self._raw: dict[str, tuple[Tensor, Tensor]] = {}
 
     def _rewrite(self, A, B, dA, dB, projector):
-        return rewrite_update(self.rule, A, B, dA, dB, projector, self.gr_variant, self.ridge)
+        return rewrite_update(self.rule, A, B, dA, dB, projector, self.gr)
 
     @torch.no_grad()
     def before_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from janus.margin import PrototypeBank
 from janus.methods._lora_base import LoRAMethod
 from janus.methods._projected import (
+    GRSettings,
     Projector,
     UpdateRewriter,
     block_index,
@@ -57,6 +58,7 @@ class LoRADRSOptions:
     gr: bool = False               # LoRA-DRS+GR: rectify the composite step (mode retain)
     gr_variant: str = "tangent"    # tangent (GR-T) | tangent_gauge | strict (GR-S) | off
     gr_ridge: float = 1e-3
+    gr_balance: float = 1e-2       # β·tr(AAᵀ)/r in GR's ε_B, as the janus method (0 = the spec's ridge)
     update_hook: str = "update"    # update: rewrite Adam's step | grad: project gradients before Adam
     track_violation: bool = True   # log the share of each step outside the DRS, raw and applied
 
@@ -107,8 +109,8 @@ class LoRADRS(LoRAMethod):
         super().__init__(backbone, options, context)
         check_choice("b_init", options.b_init, ("sparse", "zero"))
         rule = "rectify" if options.gr else "project_both"
-        self.rewriter = UpdateRewriter(rule, options.update_hook, options.gr_variant, options.gr_ridge,
-                                       options.track_violation)
+        gr = GRSettings(options.gr_variant, options.gr_ridge, options.gr_balance)
+        self.rewriter = UpdateRewriter(rule, options.update_hook, gr, options.track_violation)
         self.bank = PrototypeBank(context.feature_dim, device=context.device)
         self.projectors: dict[str, Projector] = {}
 

@@ -12,7 +12,7 @@ from janus import protocol
 from janus.config import ExperimentConfig
 from janus.lora import LoRAQKV, adapted_slices
 from janus.methods import METHODS, build_options
-from janus.methods._projected import Projector, UpdateRewriter
+from janus.methods._projected import GRSettings, Projector, UpdateRewriter
 from janus.rectify import violation
 
 PARAMS = {"method.name": "lora-gpm"}
@@ -64,7 +64,7 @@ def test_strict_gr_removes_the_composite_violation_and_tangent_gr_lowers_it():
     for variant in ("strict", "tangent"):
         module, slices = toy_slices()
         projectors = {s.name: Projector(basis) for s in slices}
-        rewriter = UpdateRewriter("rectify", "update", gr_variant=variant)
+        rewriter = UpdateRewriter("rectify", "update", GRSettings(variant))
         steps = adam_step(module, slices, rewriter, projectors)
         results[variant] = [float(violation(A0, B0, dA, dB, basis)) for dA, dB, A0, B0 in steps]
         summary = rewriter.summary()
