@@ -21,27 +21,30 @@ from study.settings import StudySettings
 def check_study(settings: StudySettings, cells: list[Cell]) -> dict[str, ModuleType]:
     """Validate everything cheap to validate; returns the search space of each method (if searching)."""
     configs = [resolve(cell.with_seed(settings.seeds[0])) for cell in cells]
-    check_data(configs)
-    check_backbones(configs)
+    mean_std = check_backbones(configs)
+    check_data(configs, mean_std)
     return search_spaces_for(settings) if settings.search == "optuna" else {}
 
 
-def check_data(configs) -> None:
-    from janus.data import build_scenario
-
-    for data, seed in {config.data: config.seed for config in configs}.items():
-        build_scenario(data, seed)
-
-
-def check_backbones(configs) -> None:
+def check_backbones(configs) -> dict:
+    """Build each backbone once on the meta device; returns its input mean/std per backbone config."""
     import torch
 
-    from janus.backbone import build_backbone
+    from janus.backbone import build_backbone, data_mean_std
 
+    found = {}
     for backbone, size in {(c.backbone, c.data.image_size) for c in configs}:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # "copying ... to a meta parameter is a no-op", by design
-            build_backbone(backbone, img_size=size)
+            found[backbone] = data_mean_std(build_backbone(backbone, img_size=size))
+    return found
+
+
+def check_data(configs, mean_std: dict) -> None:
+    from janus.data import build_scenario
+
+    for data, (seed, backbone) in {c.data: (c.seed, c.backbone) for c in configs}.items():
+        build_scenario(data, seed, mean_std=mean_std[backbone])
 
 
 def search_spaces_for(settings: StudySettings) -> dict[str, ModuleType]:

@@ -14,6 +14,7 @@ neither finished nor failed was interrupted, and the study stops there with the 
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from janus.errors import UserError
 from janus.runtime import git_sha, package_versions
@@ -133,15 +134,33 @@ def announce(settings: StudySettings, cells: list[Cell]) -> None:
 
 
 def conclude(settings: StudySettings, tracking: StudyTracking) -> None:
+    """Print and save the mean ± std table, add the analysis report if it is installed, close the parent."""
     frame = results.read(settings.results_path)
     text = summary.render(frame, settings.objective)
     summary_path = settings.study_dir / "summary.md"
     summary_path.write_text(text + "\n")
+    print(f"\n{text}", flush=True)
+    report = analysis_report(settings)
     finish_study(tracking, "FINISHED", summary.parent_metrics(frame), [settings.results_path, summary_path])
-    print(f"\n{text}\n\nstudy {settings.name}: {frame.height} trials recorded "
+    print(f"\nstudy {settings.name}: {frame.height} trials recorded "
           f"({(frame['status'] == 'failed').sum()} failed)\n"
           f"  results:   {settings.results_path}\n  study dir: {settings.study_dir}\n"
-          f"  MLflow:    {ui_command(settings.tracking_uri)}")
+          + (f"  report:    {report} (python -m analysis.tables --study {settings.name})\n" if report else "")
+          + f"  MLflow:    {ui_command(settings.tracking_uri)}")
+
+
+def analysis_report(settings: StudySettings) -> Path | None:
+    """The analysis package's tables and figures (analysis.report.study_report), when it is installed."""
+    try:
+        from analysis.report import study_report
+    except ImportError:
+        return None
+    try:
+        study_report(settings.study_dir)
+    except UserError as error:
+        print(f"note: no analysis report: {error}")
+        return None
+    return settings.study_dir / "report"
 
 
 def resume_command(settings: StudySettings) -> str:

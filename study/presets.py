@@ -25,10 +25,13 @@ PRESETS = ("smoke", "paper")
 DATASET_TASKS = {"cifar100": 10, "imagenet-r": 10, "domainnet": 5, "imagenet100": 10, "digits": 5,
                  "synthetic": 2}
 
-# Embedded CPU recipe for the random-init `test` backbone: small images, few epochs, small batches and
-# a higher lr than the pretrained recipe (the features are random, so the head and LoRA must move far).
-EMBEDDED = {"data.image_size": 32, "lora.rank": 8, "optim.epochs": 4, "optim.batch_size": 32,
-            "optim.lr": 3e-3, "optim.head_lr": 3e-2}
+# Embedded CPU recipe for the random-init `test` backbone (chosen on digits, 5 tasks, 2 CPU cores): small
+# images, small batches and more steps, a 6x higher lr than the pretrained recipe and a 10x higher head lr
+# (the features are random, so LoRA and the heads must move far), inputs centred with the backbone's
+# mean/std (0.5), which helps a random-init ViT. Joint training on all 10 digits reaches only ~45% with this
+# backbone, so expect modest continual-learning numbers: the default shows the pipeline, not the paper.
+EMBEDDED = {"data.image_size": 32, "data.normalization": "backbone", "lora.rank": 8, "optim.epochs": 5,
+            "optim.batch_size": 16, "optim.lr": 3e-3, "optim.head_lr": 3e-2}
 EMBEDDED_METHOD = {"finetune": {"optim.lr": 3e-4}}
 PRETRAINED = {"data.image_size": 224, "optim.epochs": 5}
 

@@ -3,7 +3,8 @@
 Ray Tune's default output prints every trial's whole config and result in boxes; a study wants the
 progress at a glance (ecosystem.md §7.3). Tune uses a custom reporter only with its older output engine
 (`RAY_AIR_NEW_OUTPUT=0`, set by study/cluster.py). The lines are printed when something changed, at most
-every `every_s` seconds; MLflow holds the details.
+every `every_s` seconds (a stage of more than 12 trials lists only the running ones until the end); MLflow
+holds the details.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from ray.tune import ProgressReporter
 
 from study.configs import trial_label, trial_overrides
+
+ALL_LINES_UP_TO = 12  # larger stages (searches) list only their running trials
 
 
 class CompactReporter(ProgressReporter):
@@ -33,7 +36,8 @@ class CompactReporter(ProgressReporter):
             counts[trial.status] = counts.get(trial.status, 0) + 1
         header = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
         print(f"[{time.strftime('%H:%M:%S')}] trials: {header}", flush=True)
-        for trial in trials:
+        shown = trials if len(trials) <= ALL_LINES_UP_TO or done else [t for t in trials if t.status == "RUNNING"]
+        for trial in shown:
             print("  " + self.line(trial), flush=True)
 
     def line(self, trial) -> str:
