@@ -48,7 +48,7 @@ def run_study(settings: StudySettings) -> int:
             finish_study(tracking, "KILLED", {}, [])
             print(f"\nstudy {settings.name} interrupted; finish it with:\n  {resume_command(settings)}")
             return INTERRUPTED
-    conclude(settings, tracking)
+    conclude(settings, tracking, {method: tuple(space.SPACE) for method, space in spaces.items()})
     return 0
 
 
@@ -133,10 +133,10 @@ def announce(settings: StudySettings, cells: list[Cell]) -> None:
           f"  study dir: {settings.study_dir}\n  MLflow:    {ui_command(settings.tracking_uri)}", flush=True)
 
 
-def conclude(settings: StudySettings, tracking: StudyTracking) -> None:
+def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict) -> None:
     """Print and save the mean ± std table, add the analysis report if it is installed, close the parent."""
     frame = results.read(settings.results_path)
-    text = summary.render(frame, settings.objective)
+    text = summary.render(frame, settings.objective, searched)
     summary_path = settings.study_dir / "summary.md"
     summary_path.write_text(text + "\n")
     print(f"\n{text}", flush=True)

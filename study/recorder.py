@@ -5,7 +5,7 @@ writer for MLflow and for results.parquet, and the trials need no access to eith
 
 * trial start: open the trial's run (a restored trial finds its own by the `ray_trial_id` tag);
 * each result (one per task): metrics at step=task, each step once; the trial's device, git SHA and
-  package versions as tags;
+  package versions as tags (the driver's git SHA and versions until the first result);
 * trial complete: the results row; final metrics and artifacts (accuracy matrix as Parquet and JSON,
   resolved config, diagnostics), status FINISHED; a trial stopped early by the scheduler is KILLED;
 * trial error: the row with the exception line of Tune's error.txt; status FAILED.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ray import tune
 
+from janus.runtime import git_sha, package_versions
 from study import results
 from study.configs import resolve, trial_overrides
 from study.tracking import StudyTracking, TrialRun
@@ -62,7 +63,8 @@ class StudyRecorder(tune.Callback):
             config = resolve(trial_overrides(trial.config))
             tags = {"janus.study": self.study, "stage": self.stage, "method": config.method.name,
                     "dataset": config.data.dataset, "backbone": config.backbone.name,
-                    "tasks": str(config.data.tasks), "seed": str(config.seed)}
+                    "tasks": str(config.data.tasks), "seed": str(config.seed), "git_sha": git_sha(),
+                    **{f"version.{k}": v for k, v in package_versions().items()}}  # the trial's own follow
             self.runs[trial.trial_id] = TrialRun.open(self.tracking, trial.trial_id, str(trial), tags,
                                                       config.to_flat())
         return self.runs[trial.trial_id]

@@ -7,8 +7,6 @@ list their best configs instead. The analysis package (`analysis/`) makes the pa
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
 TABLE_METRICS = {"acc": "ACC", "maa": "MAA", "bwt": "BWT", "fgt": "FGT", "val_acc_all": "val ACC_all"}
@@ -37,29 +35,32 @@ def _mean_std(cell: dict) -> str:
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} ± n/a"
 
 
-def best_searched(frame: pl.DataFrame, objective: str) -> pl.DataFrame:
-    """The best completed configs of each search: objective and the searched values."""
-    searched = frame.filter(pl.col("stage") == "search", pl.col("status") == "completed")
-    ranked = searched.sort(objective, descending=True).group_by(GROUP, maintain_order=True).head(SEARCH_TOP)
-    return ranked.select(*GROUP[:2], "method", pl.col(objective).round(2), "trial_id",
-                         pl.col("config_json").map_elements(_short_config, return_dtype=pl.String).alias("config"))
+def best_searched(frame: pl.DataFrame, objective: str, searched: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """The best completed configs of each search: the objective and the searched values."""
+    rows = frame.filter(pl.col("stage") == "search", pl.col("status") == "completed")
+    ranked = rows.sort([objective, "trial_id"], descending=[True, False]).group_by(GROUP, maintain_order=True)
+    best = ranked.head(SEARCH_TOP)
+    values = [", ".join(_value(row, key) for key in searched.get(row["method"], ()))
+              for row in best.iter_rows(named=True)]
+    return best.select(*GROUP[:2], "method", pl.col(objective).round(2), "trial_id").with_columns(
+        pl.Series("searched", values, dtype=pl.String))
 
 
-def _short_config(text: str) -> str:
-    config = json.loads(text)
-    picked = {"lr": config["optim"]["lr"], "rank": config["lora"]["rank"]}
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in picked.items())
+def _value(row: dict, key: str) -> str:
+    value = row.get(f"cfg.{key}")
+    return f"{key.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{key.split('.')[-1]}={value}"
 
 
-def render(frame: pl.DataFrame, objective: str = "val_acc_all") -> str:
-    """Markdown: the mean ± std table, then the best searched configs if the study searched."""
+def render(frame: pl.DataFrame, objective: str = "val_acc_all", searched: dict | None = None) -> str:
+    """Markdown: the mean ± std table, then the best searched configs (`searched`: method -> its searched
+    keys) if the study searched."""
     parts = []
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    fmt_str_lengths=80, tbl_rows=200, tbl_cols=30, tbl_width_chars=250):
         table = mean_std_table(frame)
         if table.height:
             parts.append("Mean ± std over seeds (percent; completed trials)\n\n" + str(table))
-        best = best_searched(frame, objective)
+        best = best_searched(frame, objective, searched or {})
         if best.height:
             parts.append(f"Best searched configs by {objective} (validation split)\n\n" + str(best))
     return "\n\n".join(parts) or "no finished trials"
