@@ -145,7 +145,7 @@ def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict) -
     print(f"\nstudy {settings.name}: {frame.height} trials recorded "
           f"({(frame['status'] == 'failed').sum()} failed)\n"
           f"  results:   {settings.results_path}\n  study dir: {settings.study_dir}\n"
-          + (f"  report:    {report} (python -m analysis.tables --study {settings.name})\n" if report else "")
+          + (f"  report:    {report} (python -m analysis.tables --study {settings.study_dir})\n" if report else "")
           + f"  MLflow:    {ui_command(settings.tracking_uri)}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import study_runs, tiny_study
+from study_helpers import study_runs, tiny_study
 
 from study.run import main
 from study.settings import STUDY_JSON_KEYS
