@@ -18,7 +18,7 @@ from study.tracking import default_tracking_uri
 DEFAULT_METHODS = ("janus", "seq-lora", "finetune")
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
-RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "max_concurrent"}
+RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed"}
 
 EPILOG = """examples:
   python -m study.run                                              # embedded default (CPU, minutes)
@@ -130,8 +130,7 @@ def _resumed(args, studies_dir: Path) -> StudySettings:
     stored = build_parser().parse_args(saved["argv"])
     settings = _settings(stored, studies_dir, tuple(saved["argv"]))
     return replace(settings, name=saved["name"], tracking_uri=saved["tracking_uri"], resume=True,
-                   address=args.address or settings.address, retry_failed=args.retry_failed,
-                   max_concurrent=args.max_concurrent or settings.max_concurrent)
+                   address=args.address or settings.address, retry_failed=args.retry_failed)
 
 
 def _check_counts(args) -> None:

@@ -112,3 +112,12 @@ def test_interrupted_study_resumes_without_duplicates(local_ray, tmp_path):
     assert main(["--studies-dir", str(tmp_path), "--study", "resume", "--resume"]) == 0  # nothing left to do
     assert pl.read_parquet(tmp_path / "resume" / "results.parquet").height == 2
     assert len(study_runs(tmp_path / "resume")[2]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_fractional_gpu_trials_share_one_device(local_ray, tmp_path):
+    assert main(tiny_study(tmp_path, "gpu-share", "--seeds", "2", "--gpus-per-trial", "0.5")) == 0
+    rows = pl.read_parquet(tmp_path / "gpu-share" / "results.parquet")
+    assert set(rows["status"]) == {"completed"} and not any(d.startswith("cpu") for d in rows["device"])
+    assert set(rows["cfg.optim.device"]) == {"auto"}
