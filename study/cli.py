@@ -34,11 +34,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m study.run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Run a study: methods x datasets x backbones x seeds (or an Optuna search) as Ray "
-                            "Tune trials, each the full sequential protocol; every trial in MLflow, every "
-                            "finished trial a row of <studies-dir>/<study>/results.parquet.")
-    add = p.add_argument
+    parser = _Parser(prog="python -m study.run", epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Run a study: methods x datasets x backbones x seeds (or an Optuna search) as "
+                                 "Ray Tune trials, each the full sequential protocol; every trial in MLflow, "
+                                 "every finished trial a row of <studies-dir>/<study>/results.parquet.")
+    _what_flags(parser.add_argument_group("what to run"))
+    _search_flags(parser.add_argument_group("searches"))
+    _resource_flags(parser.add_argument_group("resources and faults"))
+    _store_flags(parser.add_argument_group("where things go"))
+    return parser
+
+
+def _what_flags(group) -> None:
+    add = group.add_argument
     add("--backbone", default="test", help="vit, vit-in1k, dino, sam, test or a timm name; comma list (default: test)")
     add("--dataset", default="digits", help="cifar100, imagenet-r, imagenet100, domainnet, digits, synthetic; "
                                             "comma list (default: digits)")
@@ -46,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "10 cifar100/imagenet-r/imagenet100, 5 domainnet/digits)")
     add("--method", default=None, help="registered methods, comma list (default: janus,seq-lora,finetune)")
     add("--seeds", default="2", help="a count N (seeds 0..N-1) or a comma list such as 0,3,7 (default: 2)")
+    add("--preset", choices=("smoke", "paper"), default=None,
+        help="paper: the protocol's per-data-set recipe (epochs, lr, batch, rank); smoke: 1 epoch of 2 steps "
+             "(default: none: the embedded CPU recipe on the test backbone, config defaults otherwise)")
+    add("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="config override, e.g. optim.epochs=3 or method.lambda_dml=0.2; repeatable (default: none)")
+    add("--data-root", default=None, help="data root (default: $JANUS_DATA, else ./data)")
+    add("--weights", default=None, help="local checkpoint for the (single) pretrained backbone "
+                                        "(default: the Hugging Face cache)")
+
+
+def _search_flags(group) -> None:
+    add = group.add_argument
     add("--search", choices=("none", "optuna"), default="none",
         help="none: the grid of methods x datasets x backbones x seeds; optuna: a seeded TPE search per "
              "method, dataset and backbone on the first seed (default: none)")
@@ -60,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--objective", choices=OBJECTIVES, default="val_acc_all",
         help="search objective, on the validation split (default: val_acc_all, unseen tasks count 0)")
     add("--search-seed", type=int, default=0, help="seed of the TPE sampler (default: 0)")
+
+
+def _resource_flags(group) -> None:
+    add = group.add_argument
     add("--gpus-per-trial", type=float, default=None,
         help="GPUs per trial, a fraction such as 0.25 shares a GPU (default: 1 if the cluster has GPUs, else 0)")
     add("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default: 1)")
@@ -69,26 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "task checkpoint (default: 0)")
     add("--address", default=None, help="an existing Ray cluster, e.g. auto or ray://host:10001 "
                                         "(default: start a local one)")
-    add("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                                             "sqlite:////<abs studies-dir>/mlflow.db)")
-    add("--storage-path", default=None,
-        help="Tune state and task checkpoints: a folder or an s3:// / gs:// URI that every node of a "
-             "multi-node cluster shares (default: <studies-dir>/<study>/ray)")
+
+
+def _store_flags(group) -> None:
+    add = group.add_argument
     add("--study", default=None, help="study name (default: <datasets>-<backbones>-<date-time>)")
     add("--studies-dir", default="studies", help="where studies are kept (default: ./studies)")
     add("--resume", action="store_true", help="continue the study named by --study (default: the latest "
                                               "one) with its saved flags; finishes only what is missing")
     add("--retry-failed", action="store_true", help="with --resume: run failed trials again from their "
                                                     "last checkpoint")
-    add("--data-root", default=None, help="data root (default: $JANUS_DATA, else ./data)")
-    add("--weights", default=None, help="local checkpoint for the (single) pretrained backbone "
-                                        "(default: the Hugging Face cache)")
-    add("--preset", choices=("smoke", "paper"), default=None,
-        help="paper: the protocol's per-data-set recipe (epochs, lr, batch, rank); smoke: 1 epoch of 2 steps "
-             "(default: none: the embedded CPU recipe on the test backbone, config defaults otherwise)")
-    add("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-        help="config override, e.g. optim.epochs=3 or method.lambda_dml=0.2; repeatable (default: none)")
-    return p
+    add("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                             "sqlite:////<abs studies-dir>/mlflow.db)")
+    add("--storage-path", default=None,
+        help="Tune state and task checkpoints: a folder or an s3:// / gs:// URI that every node of a "
+             "multi-node cluster shares (default: <studies-dir>/<study>/ray)")
 
 
 def parse_settings(argv: list[str]) -> StudySettings:
