@@ -18,14 +18,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
 from janus.backbone import build_backbone, feature_dim
 from janus.config import ExperimentConfig
 from janus.methods import MethodContext, TaskInfo, build_method
-from janus.runtime import autocast, resolve_device
+from janus.runtime import resolve_device
 from janus.subspace import energy_threshold, expand_basis
+from janus.training import train_step
 
 IMAGE_SIZE = {"test": 32}
 
@@ -61,17 +63,6 @@ def protect_like_after_task_0(method, fraction: float, classes: int, device) -> 
     method.bank.add(list(range(classes)), torch.randn(classes, method.context.feature_dim, device=device))
 
 
-def step(method, task, optimizer, x, y, precision: str) -> None:
-    with autocast(task.device, precision):
-        out = method(x)
-        loss = method.loss(out, y, task)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    method.after_backward(task)
-    optimizer.step()
-    method.after_step(task)
-
-
 def timed(fn, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -90,7 +81,7 @@ def compare(backbone_name: str, args, device) -> dict:
     times = {name: [] for name in runs}
     for index in range(args.warmup + args.steps):
         for name, (method, task, optimizer, cfg, _) in runs.items():
-            seconds = timed(lambda: step(method, task, optimizer, x, y, args.precision), device)
+            seconds = timed(partial(train_step, method, optimizer, task, x, y, args.precision), device)
             if index >= args.warmup:
                 times[name].append(seconds)
     medians = {name: statistics.median(values) for name, values in times.items()}

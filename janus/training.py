@@ -78,7 +78,13 @@ def _limited(loader, max_steps: int | None):
 
 def _train_step(method: Method, optimizer, task: TaskInfo, batch, cfg: OptimConfig) -> torch.Tensor:
     x, y = (t.to(task.device, non_blocking=True) for t in batch)
-    with autocast(task.device, cfg.precision):
+    return train_step(method, optimizer, task, x, y, cfg.precision)
+
+
+def train_step(method: Method, optimizer, task: TaskInfo, x: torch.Tensor, y: torch.Tensor,
+               precision: str) -> torch.Tensor:
+    """One optimisation step with the method's hooks; returns the detached loss (no host sync)."""
+    with autocast(task.device, precision):
         out = method(x)
         loss = method.loss(out, y, task)
     optimizer.zero_grad(set_to_none=True)

@@ -1,18 +1,16 @@
 import importlib
 import itertools
 import math
-from functools import partial
 
 import pytest
 import torch
 
-from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.config import ExperimentConfig
-from janus.data import build_scenario
 from janus.errors import UserError
-from janus.methods import MethodContext, TaskInfo, build_method, build_options
+from janus.methods import build_options
 from janus.methods._frequency import disjoint_supports, frequency_update
-from janus.protocol import _loader, run_experiment
+from janus.protocol import run_experiment
+from janus.testing import build_tiny, task_info
 from janus.training import train_task
 
 PARAMS = {"method.name": "bilora", "method.n_frq": 300, "method.alpha": 30.0}
@@ -50,18 +48,7 @@ def test_supports_are_disjoint_seeded_and_independent_of_the_task_count():
 
 
 def build(tiny, **overrides):
-    cfg = ExperimentConfig.from_dict(tiny(**{**PARAMS, **overrides}))
-    torch.manual_seed(cfg.seed)                  # the random test backbone is not in checkpoints
-    backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
-    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
-    context = MethodContext(cfg.lora, len(scenario.tasks), tuple(t.num_classes for t in scenario.tasks),
-                            feature_dim(backbone))
-    return cfg, scenario, build_method(cfg, backbone, context)
-
-
-def task_info(cfg, task, num_tasks):
-    return TaskInfo(task.index, num_tasks, task.offset, task.num_classes, task.train, task.train_eval,
-                    partial(_loader, cfg=cfg, device=torch.device("cpu")), epochs=cfg.optim.epochs)
+    return build_tiny(tiny(**{**PARAMS, **overrides}))
 
 
 def test_two_tasks_train_on_disjoint_supports_and_freeze_old_coefficients(tiny):

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import janus
-from janus import protocol
 from janus.methods._projected import Projector
 from janus.methods.inflora import A_SCALE, design_down_projection
 
@@ -41,19 +40,6 @@ def test_design_stays_in_the_allowed_subspace_when_it_is_smaller_than_the_rank()
     A = design_down_projection(C, Projector(basis, "retain"), rank=4)
     complement = torch.linalg.qr(basis, mode="complete")[0][:, 2:]
     assert (A @ complement).norm() < 1e-5
-
-
-@pytest.fixture
-def built_methods(monkeypatch):
-    built = []
-    original = protocol.build_method
-
-    def build_and_keep(*args, **kwargs):
-        built.append(original(*args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(protocol, "build_method", build_and_keep)
-    return built
 
 
 def snapshot(method):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from janus import run_experiment
-from janus.config import ExperimentConfig
 from janus.backbone import build_backbone
+from janus.config import ExperimentConfig
 from janus.methods import MethodContext, TaskInfo, build_method
 from janus.rectify import rectify, violation
 from janus.testing import tiny_config
@@ -81,7 +81,7 @@ def test_oe_without_gr_projects_only_the_a_update():
 
 def test_nothing_is_rectified_on_the_first_task():
     method = make_janus()
-    _, raw = one_adam_step(method, task_info(0))
+    one_adam_step(method, task_info(0))
     before = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in method.slices]
     method.after_step(task_info(0))
     for s, (a, b) in zip(method.slices, before):

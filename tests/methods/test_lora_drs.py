@@ -7,7 +7,6 @@ import torch
 from torch.nn import functional as F
 
 import janus
-from janus import protocol
 from janus.methods.lora_drs import augmented_triplet_loss, drift_resistant_projector
 
 PARAMS = {"method.name": "lora-drs"}
@@ -45,19 +44,6 @@ def test_drift_resistant_projector_keeps_the_top_energy_and_scales_by_root_k():
     assert projector.mode == "retain" and projector.basis.shape == (5, 2)
     torch.testing.assert_close(projector.basis.abs(), torch.eye(5)[:, :2])
     assert projector.scale == pytest.approx(1 / math.sqrt(2))
-
-
-@pytest.fixture
-def built_methods(monkeypatch):
-    built = []
-    original = protocol.build_method
-
-    def build_and_keep(*args, **kwargs):
-        built.append(original(*args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(protocol, "build_method", build_and_keep)
-    return built
 
 
 def record_applied_steps(method, steps):

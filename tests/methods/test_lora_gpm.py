@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 import janus
-from janus import protocol
 from janus.config import ExperimentConfig
 from janus.lora import LoRAQKV, adapted_slices
 from janus.methods import METHODS, build_options
@@ -81,20 +80,6 @@ def test_grad_hook_projects_the_gradient_before_the_optimizer():
     UpdateRewriter("project_a", "grad").before_step(slices, projectors)
     for s in slices:
         assert (s.pair.A.grad @ basis).norm() < 1e-6 * s.pair.A.grad.norm()
-
-
-@pytest.fixture
-def built_methods(monkeypatch):
-    """The methods `run_experiment` builds, so a test can look inside between tasks."""
-    built = []
-    original = protocol.build_method
-
-    def build_and_keep(*args, **kwargs):
-        built.append(original(*args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(protocol, "build_method", build_and_keep)
-    return built
 
 
 RETAIN = {"method.statistic": "representation", "method.criterion": "eig", "method.threshold": 0.999}

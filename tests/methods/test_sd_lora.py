@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 import janus
-from janus import protocol
 from janus.errors import UserError
 from janus.lora import LoRAQKV
 from janus.methods.sd_lora import MagnitudeLoRAQKV, least_squares_fold, lowrank_inner
@@ -45,19 +44,6 @@ def test_least_squares_fold_recovers_a_combination_of_old_directions():
     assert residual < 1e-3
     _, residual = least_squares_fold(gram, cross, lowrank_inner(new_B, new_A, new_B, new_A) * 4)
     assert residual > 0.5
-
-
-@pytest.fixture
-def built_methods(monkeypatch):
-    built = []
-    original = protocol.build_method
-
-    def build_and_keep(*args, **kwargs):
-        built.append(original(*args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(protocol, "build_method", build_and_keep)
-    return built
 
 
 def test_sd_lora_old_directions_stay_fixed_and_unit_norm_while_magnitudes_train(tiny, built_methods):
