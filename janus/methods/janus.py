@@ -232,18 +232,27 @@ class JanusLoRA(LoRAMethod):
         return {name: m.cpu() for name, m in moments.items()}
 
     def _add_prototypes(self, task: TaskInfo) -> None:
+        """Online means from the last epoch; a post-task pass for `prototypes=pass` or for any class the
+        last epoch never saw (e.g. with optim.max_steps_per_epoch)."""
+        missing = list(task.classes)
         if self.options.prototypes == "online":
-            self.bank.finalize(list(task.classes))
-            return
+            added = self.bank.finalize()
+            missing = sorted(set(task.classes) - set(self.bank.classes[-len(added):].tolist() if len(added) else []))
+        if missing:
+            self.bank.add(missing, self._class_means(task, missing))
+
+    @torch.no_grad()
+    def _class_means(self, task: TaskInfo, classes: list[int]) -> torch.Tensor:
+        """Mean feature per class over the task's training images (test transform, model at task end)."""
         self.eval()
         sums = torch.zeros(task.num_classes, self.context.feature_dim, device=task.device)
         counts = torch.zeros(task.num_classes, device=task.device)
-        with torch.no_grad():
-            for x, y in task.make_loader(task.train_eval_data):
-                features = self.features(x.to(task.device)).float()
-                sums.index_add_(0, y.to(task.device) - task.offset, features)
-                counts += torch.bincount(y.to(task.device) - task.offset, minlength=task.num_classes)
-        self.bank.add(list(task.classes), sums / counts.clamp_min(1)[:, None])
+        for x, y in task.make_loader(task.train_eval_data):
+            local = y.to(task.device) - task.offset
+            sums.index_add_(0, local, self.features(x.to(task.device)).float())
+            counts += torch.bincount(local, minlength=task.num_classes)
+        rows = torch.tensor(classes, device=task.device) - task.offset
+        return sums[rows] / counts[rows].clamp_min(1)[:, None]
 
     def _diagnostics(self, task: TaskInfo, moments: dict[str, torch.Tensor]) -> dict:
         interference = {}
@@ -265,7 +274,9 @@ class JanusLoRA(LoRAMethod):
         if self.options.classifier == "heads" or not len(self.bank):
             return super().predict(x)
         features = nn.functional.normalize(self.features(x).float(), dim=1)
-        return features @ self.bank.normalized().to(features).t()
+        scores = features.new_full((features.shape[0], self.heads.num_classes), float("-inf"))
+        scores[:, self.bank.classes.to(features.device)] = features @ self.bank.normalized().to(features).t()
+        return scores
 
     def extra_state(self) -> dict:
         return {"bases": self.bases, "past_moment": self.past_moment, "bank": self.bank.state_dict()}
