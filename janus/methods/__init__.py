@@ -4,8 +4,14 @@ import importlib
 import pkgutil
 
 from janus.methods.base import Method, MethodContext, MethodOutput, NoOptions, TaskInfo
-from janus.methods.registry import (METHODS, build_method, build_options, method_class, register_method,
-                                    resolve_config)
+from janus.methods.registry import (
+    METHODS,
+    build_method,
+    build_options,
+    method_class,
+    register_method,
+    resolve_config,
+)
 
 _INFRASTRUCTURE = {"base", "registry"}
 for _module in pkgutil.iter_modules(__path__):

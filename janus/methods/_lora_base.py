@@ -6,6 +6,7 @@ import re
 
 from torch import nn
 
+from janus.errors import UserError
 from janus.lora import AdaptedSlice, adapted_slices, inject_lora, lora_parameters
 from janus.methods.base import Method, MethodContext, TaskInfo
 
@@ -17,12 +18,17 @@ class LoRAMethod(Method):
     pairs are frozen; with ``"shared"`` one pair per slice is trained across all tasks.
     """
 
+    merges_into_backbone = False  # True: folds its update into the qkv weights after each task
+
     def __init__(self, backbone: nn.Module, options, context: MethodContext):
+        if self.merges_into_backbone and context.lora.structure != "shared":
+            raise UserError(f"{self.name} merges its adapter into the weights after every task; "
+                            "use lora.structure=shared")
         super().__init__(backbone, options, context)
         self.lora_modules = inject_lora(backbone, context.lora)
         self._frozen_keys = {k for k in self._frozen_keys if ".adapters." not in k}
-        self._frozen_keys |= {f"backbone.{name}.base_layer.{p}" for name in self.lora_modules
-                              for p in ("weight", "bias")}
+        kept = ("bias",) if self.merges_into_backbone else ("weight", "bias")  # merged weights are state
+        self._frozen_keys |= {f"backbone.{name}.base_layer.{p}" for name in self.lora_modules for p in kept}
 
     @property
     def slices(self) -> list[AdaptedSlice]:

@@ -97,14 +97,12 @@ class KeepLoRA(LoRAMethod):
     """KeepLoRA: B-only training on a residual-gradient A, merged after every task (module docstring)."""
 
     Options = KeepLoRAOptions
+    merges_into_backbone = True
 
     def __init__(self, backbone: nn.Module, options: KeepLoRAOptions, context: MethodContext):
-        if context.lora.structure != "shared":
-            raise UserError("keeplora merges its adapter after every task; use lora.structure=shared")
         if options.weight_basis not in WEIGHT_BASES:
             raise UserError(f"unknown method.weight_basis {options.weight_basis!r}; use input or output")
         super().__init__(backbone, options, context)
-        self._frozen_keys -= {f"backbone.{name}.base_layer.weight" for name in self.lora_modules}
         self.max_protected = next(iter(self.lora_modules.values())).d_in - context.lora.rank
         for adapted in self.slices:
             adapted.pair.A.requires_grad_(False)

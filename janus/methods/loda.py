@@ -55,14 +55,12 @@ class LoDA(LoRAMethod):
     """LoDA: fixed general/isolated down-projections, GAO-trained up-projections, recalibrated merge."""
 
     Options = LoDAOptions
+    merges_into_backbone = True
 
     def __init__(self, backbone: nn.Module, options: LoDAOptions, context: MethodContext):
-        if context.lora.structure != "shared":
-            raise UserError("loda merges its two branches after every task; use lora.structure=shared")
         if options.gao_direction not in GAO_DIRECTIONS:
             raise UserError(f"unknown method.gao_direction {options.gao_direction!r}; use ascent or descent")
         super().__init__(backbone, options, context)
-        self._frozen_keys -= {f"backbone.{name}.base_layer.weight" for name in self.lora_modules}
         for module in self.lora_modules.values():
             module.add_pairs()                                   # adapters[target] = [general, isolated]
         for adapted in self.slices:
