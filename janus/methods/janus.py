@@ -94,8 +94,11 @@ class JanusLoRA(LoRAMethod):
         self.bank = PrototypeBank(context.feature_dim)
         self.recorder: ActivationRecorder | None = None
         self._snapshot: list[torch.Tensor] | None = None
-        self._danger: list[float] = []
+        self._danger: list[dict] = []          # danger() of each last-epoch batch
         self._last_epoch = False
+        self._protect = "none"                 # set per task by before_task
+        self._task_bases = torch.zeros(0)
+        self._start_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # --- what runs when ----------------------------------------------------------------------------------
     @property
