@@ -171,6 +171,7 @@ def rectify_tangent_gauge(
     basis: Tensor | None,
     ridge: float = 1e-3,
     mode: str = "remove",
+    balance: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """GR-T followed by the LoRA-Pro-style gauge choice that keeps the factors closest to the raw update.
 
@@ -183,11 +184,12 @@ def rectify_tangent_gauge(
     (BᵀB + ε_B I, AAᵀ + ε_A I), which adds a small Tikhonov term on X and keeps the solve defined when B = 0.
     Spec: janus-lora.md §5.3.
     """
-    dA_star, dB_star = rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode)
+    dA_star, dB_star = rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)
     if mode == "remove" and _is_empty(basis):
         return dA_star, dB_star
     rhs = ((dA - dA_star) @ A.mT + B.mT @ (dB_star - dB)).double()
-    X = _solve_sylvester_sym(_ridged_gram(B.mT @ B, ridge), _ridged_gram(A @ A.mT, ridge), rhs).to(A.dtype)
+    BtB = _ridged_gram(B.mT @ B, ridge, other=A @ A.mT, balance=balance)
+    X = _solve_sylvester_sym(BtB, _ridged_gram(A @ A.mT, ridge), rhs).to(A.dtype)
     return dA_star + X @ A, dB_star - B @ X
 
 
@@ -279,14 +281,14 @@ def rectify(
     """Rectify one LoRA update (dA, dB) with the named GR variant (spec §9.3 switch "GR variant").
 
     variant: "tangent" (GR-T, default of the spec), "tangent_gauge" (GR-T + gauge), "strict" (GR-S) or "off"
-    (returns the update unchanged).  ``ridge`` is used by the tangent variants, ``balance`` by GR-T,
+    (returns the update unchanged).  ``ridge`` and ``balance`` are used by the tangent variants,
     ``rtol`` by strict.
     Spec: janus-lora.md §5.2–§5.6.
     """
     if variant == "tangent":
         return rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)
     if variant == "tangent_gauge":
-        return rectify_tangent_gauge(A, B, dA, dB, basis, ridge=ridge, mode=mode)
+        return rectify_tangent_gauge(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)
     if variant == "strict":
         return rectify_strict(A, B, dA, dB, basis, mode=mode, rtol=rtol)
     if variant == "off":

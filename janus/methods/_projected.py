@@ -70,8 +70,8 @@ def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, proj
     if rule == "project_a":
         dA = project_right(dA, basis, mode)
     elif rule == "project_both":
-        if dB.shape[0] != dA.shape[1]:
-            raise ValueError(f"project_both needs d_out == d_in, got {dB.shape[0]} and {dA.shape[1]}")
+        if dB.shape[-2] != dA.shape[-1]:
+            raise ValueError(f"project_both needs d_out == d_in, got {dB.shape[-2]} and {dA.shape[-1]}")
         dA, dB = project_right(dA, basis, mode), project_left(dB, projector)
     elif rule == "rectify":
         dA, dB = rectify(gr.variant, A, B, dA, dB, basis, mode=mode, ridge=gr.ridge, balance=gr.balance)
@@ -95,9 +95,10 @@ class ViolationMeter:
     @torch.no_grad()
     def add(self, A, B, raw: tuple[Tensor, Tensor], applied: tuple[Tensor, Tensor], projector: Projector):
         # summed as tensors: no host sync per step
-        self.raw = self.raw + violation(A, B, *raw, projector.basis, projector.mode).float()
-        self.applied = self.applied + violation(A, B, *applied, projector.basis, projector.mode).float()
-        self.count += 1
+        raw_v = violation(A, B, *raw, projector.basis, projector.mode).float()
+        self.raw = self.raw + raw_v.sum()
+        self.applied = self.applied + violation(A, B, *applied, projector.basis, projector.mode).float().sum()
+        self.count += raw_v.numel()
 
     def summary(self) -> dict[str, float]:
         """{'violation_raw', 'violation_applied'} (NaN when nothing was constrained), then reset."""
@@ -114,8 +115,10 @@ class UpdateRewriter:
     """Applies `rewrite_update` to the trainable pair of every slice that has a projector (see module doc).
 
     Call ``before_step`` from ``after_backward`` and ``after_step`` from ``after_step``; slices missing from
-    the projector map (e.g. on the first task) train unconstrained.  With ``track_violation`` the meter
-    records the raw step (the optimizer's step, or the gradient with the "grad" hook) against the applied one.
+    the projector map (e.g. on the first task) train unconstrained. All slices whose projectors share a mode
+    are rewritten in one batched call (bases zero-padded to a common width: zero columns leave Π unchanged).
+    With ``track_violation`` the meter records the raw step (the optimizer's step, or the gradient with the
+    "grad" hook) against the applied one.
     """
 
     def __init__(self, rule: str, hook: str = "update", gr: GRSettings = GRSettings(),
@@ -126,44 +129,68 @@ class UpdateRewriter:
             raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
         self.rule, self.hook, self.gr = rule, hook, gr
         self.meter = ViolationMeter() if track_violation else None
-        self._before: dict[str, tuple[Tensor, Tensor]] = {}
-        self._raw: dict[str, tuple[Tensor, Tensor]] = {}
-
-    def _rewrite(self, A, B, dA, dB, projector):
-        return rewrite_update(self.rule, A, B, dA, dB, projector, self.gr)
+        self._slices: list[AdaptedSlice] = []
+        self._before: list[tuple[Tensor, Tensor]] = []
+        self._raw: list[tuple[Tensor, Tensor]] | None = None
 
     @torch.no_grad()
     def before_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
-        self._before.clear()
-        self._raw.clear()
-        for s in _constrained(slices, projectors):
-            A, B = s.pair.A, s.pair.B
-            self._before[s.name] = (A.detach().clone(), B.detach().clone())
-            if self.hook == "grad" and A.grad is not None and B.grad is not None:
-                self._raw[s.name] = (A.grad.clone(), B.grad.clone())
-                new_gA, new_gB = self._rewrite(A, B, A.grad, B.grad, projectors[s.name])
-                A.grad.copy_(new_gA)
-                B.grad.copy_(new_gB)
+        self._slices = _constrained(slices, projectors)
+        self._before = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self._slices]
+        self._raw = None
+        grads = [(s.pair.A.grad, s.pair.B.grad) for s in self._slices]
+        if self.hook == "grad" and self._slices and all(a is not None and b is not None for a, b in grads):
+            self._raw = [(a.clone(), b.clone()) for a, b in grads]
+            pairs = [(s.pair.A.detach(), s.pair.B.detach()) for s in self._slices]
+            for (a, b), (new_a, new_b) in zip(grads, self._rewrite_all(pairs, self._raw, projectors)):
+                a.copy_(new_a)
+                b.copy_(new_b)
 
     @torch.no_grad()
     def after_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
-        for s in _constrained(slices, projectors):
-            if s.name not in self._before:
-                continue
-            A, B = s.pair.A, s.pair.B
-            A0, B0 = self._before[s.name]
-            step = (A - A0, B - B0)
-            if self.hook == "update":
-                applied = self._rewrite(A0, B0, *step, projectors[s.name])
-                A.copy_(A0 + applied[0])
-                B.copy_(B0 + applied[1])
-                raw = step
-            else:
-                applied, raw = step, self._raw.get(s.name, step)
-            if self.meter is not None:
-                self.meter.add(A0, B0, raw, applied, projectors[s.name])
-        self._before.clear()
-        self._raw.clear()
+        steps = [(s.pair.A - a0, s.pair.B - b0) for s, (a0, b0) in zip(self._slices, self._before)]
+        if self.hook == "update" and self._slices:
+            applied = self._rewrite_all(self._before, steps, projectors)
+            for s, (a0, b0), (dA, dB) in zip(self._slices, self._before, applied):
+                s.pair.A.copy_(a0 + dA)
+                s.pair.B.copy_(b0 + dB)
+            raw = steps
+        else:
+            applied, raw = steps, self._raw or steps
+        if self.meter is not None and self._slices:
+            self._measure(raw, applied, projectors)
+        self._slices, self._before, self._raw = [], [], None
+
+    def _groups(self, projectors: Mapping[str, Projector]) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for index, s in enumerate(self._slices):
+            groups.setdefault(projectors[s.name].mode, []).append(index)
+        return groups
+
+    def _rewrite_all(self, pairs, steps, projectors) -> list[tuple[Tensor, Tensor]]:
+        """rewrite_update for every constrained slice, one batched call per projector mode."""
+        result: list = [None] * len(self._slices)
+        for mode, indices in self._groups(projectors).items():
+            A, B, dA, dB, projector = self._stack(indices, pairs, steps, projectors, mode)
+            dA, dB = rewrite_update(self.rule, A, B, dA, dB, projector, self.gr)
+            for row, index in enumerate(indices):
+                scale = projectors[self._slices[index].name].scale
+                result[index] = (dA[row] * scale, dB[row] * scale)
+        return result
+
+    def _measure(self, raw, applied, projectors) -> None:
+        for mode, indices in self._groups(projectors).items():
+            A, B, raw_A, raw_B, projector = self._stack(indices, self._before, raw, projectors, mode)
+            applied_A = torch.stack([applied[i][0] for i in indices])
+            applied_B = torch.stack([applied[i][1] for i in indices])
+            self.meter.add(A, B, (raw_A, raw_B), (applied_A, applied_B), projector)
+
+    def _stack(self, indices, pairs, steps, projectors, mode):
+        bases = [projectors[self._slices[i].name].basis for i in indices]
+        width = max(b.shape[1] for b in bases)
+        basis = torch.stack([nn.functional.pad(b, (0, width - b.shape[1])) for b in bases])
+        stacked = [torch.stack([source[i][k] for i in indices]) for source in (pairs, steps) for k in (0, 1)]
+        return (*stacked, Projector(basis, mode))
 
     def summary(self) -> dict[str, float]:
         return self.meter.summary() if self.meter is not None else {}

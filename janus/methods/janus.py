@@ -31,9 +31,9 @@ from janus.diagnostics import interference_ratio, low_rank_delta
 from janus.errors import UserError
 from janus.margin import PrototypeBank, danger, dml_loss
 from janus.methods._lora_base import LoRAMethod
+from janus.methods._projected import GRSettings, Projector, UpdateRewriter
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
-from janus.rectify import project_right, rectify
 from janus.subspace import ActivationRecorder, energy_threshold, expand_basis, post_task_statistics
 
 CHOICES = {
@@ -93,11 +93,10 @@ class JanusLoRA(LoRAMethod):
         self.past_moment = {name: torch.zeros(dim, dim) for name in self.lora_modules}  # Σ_past Ĉ_t
         self.bank = PrototypeBank(context.feature_dim)
         self.recorder: ActivationRecorder | None = None
-        self._snapshot: list[torch.Tensor] | None = None
         self._danger: list[dict] = []          # danger() of each last-epoch batch
         self._last_epoch = False
-        self._protect = "none"                 # set per task by before_task
-        self._task_bases = torch.zeros(0)
+        self.rewriter: UpdateRewriter | None = None    # set per task by before_task (None: nothing to protect)
+        self._projectors: dict[str, Projector] = {}
         self._start_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # --- what runs when ----------------------------------------------------------------------------------
@@ -105,18 +104,23 @@ class JanusLoRA(LoRAMethod):
     def collects_moments(self) -> bool:
         return self.options.oe or self.options.diagnostics
 
-    def _protection(self) -> str:
-        """'gr', 'project_a' or 'none' for the current task (nothing to protect on task 0)."""
+    def _rule(self) -> str | None:
+        """The update rule for the current task: GR, "project ΔA only", or None (task 0, or unprotected)."""
         if not any(basis.shape[1] for basis in self.bases.values()):
-            return "none"
+            return None
         if self.options.gr:
-            return "gr"
-        return self.options.protect_without_gr if self.options.oe else "none"
+            return "rectify"
+        if self.options.oe and self.options.protect_without_gr == "project_a":
+            return "project_a"
+        return None
 
     def before_task(self, task: TaskInfo) -> None:
         super().before_task(task)
-        self._protect = self._protection()
-        self._task_bases = self._stacked_bases(task.device)
+        rule, o = self._rule(), self.options
+        self.rewriter = None if rule is None else UpdateRewriter(
+            rule, o.gr_on, GRSettings(o.gr_variant, o.gr_ridge, o.gr_balance), track_violation=o.diagnostics)
+        self._projectors = {s.name: Projector(self.bases[self._block_name(s.block)].to(task.device))
+                            for s in self.slices if self.bases[self._block_name(s.block)].shape[1]}
         self._start_pairs = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self.slices]
         self._danger = []
         if self.collects_moments:
@@ -148,51 +152,14 @@ class JanusLoRA(LoRAMethod):
         if self.options.diagnostics and len(self.bank):
             self._danger.append(danger(features, self.bank.normalized(), y))
 
-    # --- GR: rectify the optimizer's update (or the gradient) of every LoRA pair ---------------------------
+    # --- GR: rectify the optimizer's update (or the gradient) of every LoRA pair (_projected.UpdateRewriter) --
     def after_backward(self, task: TaskInfo) -> None:
-        if self._protect == "none":
-            return
-        if self.options.gr_on == "grad":
-            grads = [(s.pair.A.grad, s.pair.B.grad) for s in self.slices]
-            if all(a is not None and b is not None for a, b in grads):
-                self._write_rectified([a for a, _ in grads], [b for _, b in grads], grads, base=None)
-            return
-        self._snapshot = [t.detach().clone() for s in self.slices for t in (s.pair.A, s.pair.B)]
+        if self.rewriter is not None:
+            self.rewriter.before_step(self.slices, self._projectors)
 
-    @torch.no_grad()
     def after_step(self, task: TaskInfo) -> None:
-        if self._protect == "none" or self.options.gr_on == "grad" or self._snapshot is None:
-            return
-        old = self._snapshot
-        params = [(s.pair.A, s.pair.B) for s in self.slices]
-        dAs = [a - old[2 * i] for i, (a, _) in enumerate(params)]
-        dBs = [b - old[2 * i + 1] for i, (_, b) in enumerate(params)]
-        self._write_rectified(dAs, dBs, params, base=old)
-        self._snapshot = None
-
-    @torch.no_grad()
-    def _write_rectified(self, dAs, dBs, targets, base) -> None:
-        """Rectify all pairs in one batched call; write base + Δ* (update mode) or Δ* (grad mode)."""
-        pairs = [(s.pair.A.detach(), s.pair.B.detach()) for s in self.slices]
-        if base is not None:  # rectify against the factors the update started from
-            pairs = [(base[2 * i], base[2 * i + 1]) for i in range(len(pairs))]
-        A, B = torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs])
-        dA, dB = torch.stack(dAs), torch.stack(dBs)
-        if self._protect == "gr":
-            dA, dB = rectify(self.options.gr_variant, A, B, dA, dB, self._task_bases, ridge=self.options.gr_ridge,
-                             balance=self.options.gr_balance)
-        else:
-            dA = project_right(dA, self._task_bases)
-        for i, (a, b) in enumerate(targets):
-            a.copy_(dA[i] if base is None else base[2 * i] + dA[i])
-            b.copy_(dB[i] if base is None else base[2 * i + 1] + dB[i])
-
-    def _stacked_bases(self, device) -> torch.Tensor:
-        """(slices, d, k_max): each slice's block basis, zero-padded (zero columns leave Π unchanged)."""
-        per_slice = [self.bases[self._block_name(s.block)] for s in self.slices]
-        k_max = max(b.shape[1] for b in per_slice)
-        padded = [nn.functional.pad(b, (0, k_max - b.shape[1])) for b in per_slice]
-        return torch.stack(padded).to(device)
+        if self.rewriter is not None:
+            self.rewriter.after_step(self.slices, self._projectors)
 
     @staticmethod
     def _block_name(block: int) -> str:
@@ -202,6 +169,8 @@ class JanusLoRA(LoRAMethod):
     def after_task(self, task: TaskInfo) -> dict:
         moments = self._stop_recording()
         diagnostics = self._diagnostics(task, moments) if self.options.diagnostics else {}
+        if self.rewriter is not None:
+            diagnostics.update(self.rewriter.summary())   # violation_raw / violation_applied of the steps
         self._update_bases(task, moments)
         for name, moment in moments.items():
             self.past_moment[name] = self.past_moment[name] + moment

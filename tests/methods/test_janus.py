@@ -49,7 +49,7 @@ def one_adam_step(method, task):
     return before, raw
 
 
-@pytest.mark.parametrize("variant", ["tangent", "strict"])
+@pytest.mark.parametrize("variant", ["tangent", "tangent_gauge", "strict"])
 def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
     method = make_janus(gr_variant=variant, dml=False)
     method.heads.add_head(2)
