@@ -49,13 +49,19 @@ def one_adam_step(method, task):
     return before, raw
 
 
-@pytest.mark.parametrize("variant", ["tangent", "tangent_gauge", "strict"])
-def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
-    method = make_janus(gr_variant=variant, dml=False)
+def protected_step(**params):
+    """A Janus model as on task 1 (bases, trained B) after one Adam step: (method, start pairs, raw steps)."""
+    method = make_janus(**params)
     method.heads.add_head(2)
     give_bases_and_weights(method)
     before, raw = one_adam_step(method, task_info(1))
     method.after_step(task_info(1))
+    return method, before, raw
+
+
+@pytest.mark.parametrize("variant", ["tangent", "tangent_gauge", "strict"])
+def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
+    method, before, raw = protected_step(gr_variant=variant, dml=False)
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
         basis = method.bases[f"blocks.{s.block}.attn.qkv"]
         expected = rectify(variant, a0, b0, dA, dB, basis, balance=method.options.gr_balance)  # per pair
@@ -68,11 +74,7 @@ def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
 
 
 def test_oe_without_gr_projects_only_the_a_update():
-    method = make_janus(gr=False, dml=False)
-    method.heads.add_head(2)
-    give_bases_and_weights(method)
-    before, raw = one_adam_step(method, task_info(1))
-    method.after_step(task_info(1))
+    method, before, raw = protected_step(gr=False, dml=False)
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
         basis = method.bases[f"blocks.{s.block}.attn.qkv"]
         assert (s.pair.A.detach() - a0) @ basis == pytest.approx(0, abs=1e-6)
