@@ -28,6 +28,19 @@ MODES = ("remove", "retain")
 # statistics
 
 
+@contextmanager
+def exact_matmul(device: torch.device):
+    """Autocast off and, on CUDA, TF32 off: statistics are accumulated in the accumulator's own dtype."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
+        with torch.autocast(device_type=device.type, enabled=False):
+            if device.type == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = False
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
 class CovarianceAccumulator:
     """Running uncentred second moment of layer inputs: C += Σ_tokens x xᵀ, n += #tokens.
 
@@ -51,18 +64,23 @@ class CovarianceAccumulator:
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
+        """Add one batch.  Runs in ``self.dtype`` even when called inside an autocast region (the OE hooks fire
+        during bf16 training forwards): a bf16 XᵀX summed over hundreds of steps drifts by tens of percent."""
         tokens = x.detach().reshape(-1, x.shape[-1]).to(self.dtype)
         if self.dim is not None and tokens.shape[1] != self.dim:
             raise ValueError(f"expected activations with last dimension {self.dim}, got {tokens.shape[1]}")
         self.dim = tokens.shape[1]
-        batch = tokens.mT @ tokens
-        if self.ema_decay is not None:
-            batch_mean = batch / max(tokens.shape[0], 1)
-            first = self.moment is None
-            self.moment = batch_mean if first else torch.lerp(batch_mean, self.moment, self.ema_decay)
-        else:
-            self.moment = batch if self.moment is None else self.moment.add_(batch)
+        with exact_matmul(tokens.device):
+            if self.ema_decay is not None:
+                batch_mean = (tokens.mT @ tokens) / max(tokens.shape[0], 1)
+                first = self.moment is None
+                self.moment = batch_mean if first else torch.lerp(batch_mean, self.moment, self.ema_decay)
+            elif self.moment is None:
+                self.moment = tokens.mT @ tokens
+            else:
+                self.moment.addmm_(tokens.mT, tokens)
         self.count += tokens.shape[0]
+
 
     def mean(self) -> Tensor:
         if self.moment is None or self.count == 0:

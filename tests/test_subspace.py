@@ -244,3 +244,35 @@ def test_post_task_statistics_over_a_loader():
     seen = torch.cat([b[0] for b in batches[:2]]).double()
     assert torch.allclose(stats["first"], seen.T @ seen / 8, atol=1e-6)
     assert len(model[0]._forward_pre_hooks) == 0
+
+
+def test_recorder_accumulates_in_fp32_under_bf16_autocast():
+    """The OE hook fires inside the training autocast; its running XᵀX must stay fp32 (issue: bf16 drift)."""
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 8)
+    batches = [torch.randn(16, 5, 32) + 0.3 for _ in range(850)]
+    reference = sum(b.reshape(-1, 32).double().mT @ b.reshape(-1, 32).double() for b in batches)
+    with ActivationRecorder({"qkv": layer}) as recorder, torch.autocast("cpu", dtype=torch.bfloat16):
+        for batch in batches:
+            layer(batch)
+    accumulator = recorder.accumulators["qkv"]
+    assert accumulator.moment.dtype == torch.float32
+    error = (accumulator.moment.double() - reference).norm() / reference.norm()
+    assert error < 1e-5
+    assert accumulator.count == 850 * 16 * 5
+
+
+def test_prototype_bank_sums_in_fp32_under_bf16_autocast():
+    from janus.margin import PrototypeBank
+
+    torch.manual_seed(0)
+    bank = PrototypeBank(8)
+    features = [torch.randn(64, 8) + 5.0 for _ in range(200)]
+    labels = [torch.arange(64) % 2 for _ in range(200)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for f, y in zip(features, labels):
+            bank.accumulate(f, y)
+    means = bank.finalize()
+    stacked, ys = torch.cat(features).double(), torch.cat(labels)
+    reference = torch.stack([stacked[ys == c].mean(0) for c in (0, 1)])
+    assert (means.double() - reference).abs().max() < 1e-5
