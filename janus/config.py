@@ -75,6 +75,11 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    classifier: str = "heads"     # heads: the method's own (per-task linear heads) | nme: nearest class mean
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     name: str = "seq-lora"
     params: dict = field(default_factory=dict)  # validated by the method's options dataclass
@@ -87,6 +92,7 @@ class ExperimentConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
 
     @classmethod
@@ -125,10 +131,15 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Keys that moved: the old name keeps working and means the new one.
+MOVED_KEYS = {"method.classifier": "eval.classifier"}
+
+
 def nest(raw: dict) -> dict:
     """Flat dotted dict (or a mix) -> nested dict; `method.<x>` other than name/params goes to params."""
     tree: dict = {}
     for key, value in raw.items():
+        key = MOVED_KEYS.get(key, key)
         parts = key.split(".")
         if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
             parts = ["method", "params", parts[1]]

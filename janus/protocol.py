@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from janus.backbone import build_backbone, data_mean_std, feature_dim
+from janus.classifier import NMEClassifier, check_classifier
 from janus.config import ExperimentConfig
 from janus.data import build_scenario, make_loader
 from janus.metrics import mean_over_all_tasks, summarize
@@ -109,33 +110,37 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
                             classes_per_task=tuple(t.num_classes for t in scenario.tasks),
                             feature_dim=feature_dim(backbone))
     method = build_method(cfg, backbone, context).to(device)
+    nme = NMEClassifier(context.feature_dim) if check_classifier(cfg.eval.classifier) == "nme" else None
     state = ProtocolState(num_tasks=len(scenario.tasks))
     if resume is not None:
-        state = _restore(method, resume)
+        state = _restore(method, nme, resume)
     loader = partial(_loader, cfg=cfg, device=device)
     for task in scenario.tasks[state.tasks_done:]:
         info = TaskInfo(index=task.index, num_tasks=len(scenario.tasks), offset=task.offset,
                         num_classes=task.num_classes, train_data=task.train, train_eval_data=task.train_eval,
                         make_loader=loader, device=device, epochs=cfg.optim.epochs)
-        _run_task(method, info, scenario, state, cfg, loader)
+        _run_task(method, nme, info, scenario, state, cfg, loader)
         if on_task_end is not None:
-            on_task_end(TaskReport(task.index, state, state.metrics(), partial(_checkpoint, method, state),
+            on_task_end(TaskReport(task.index, state, state.metrics(), partial(_checkpoint, method, nme, state),
                                    peak_memory_mb(device)))
     return ExperimentResult(cfg, np.array(state.acc_matrix), state.n_test, state.metrics(), state.task_wall_s,
                             state.diagnostics, np.array(state.val_matrix), state.n_val,
                             peak_memory_mb(device), str(device))
 
 
-def _run_task(method: Method, info: TaskInfo, scenario, state: ProtocolState, cfg, loader) -> None:
+def _run_task(method: Method, nme: NMEClassifier | None, info: TaskInfo, scenario, state: ProtocolState, cfg,
+              loader) -> None:
     start = time.perf_counter()
     state.train_stats.append(train_task(method, info, cfg.optim, cfg.seed))
     state.diagnostics.append(method.after_task(info))
+    if nme is not None:
+        nme.add_task(method, info)
     if info.device.type == "cuda":
         torch.cuda.synchronize(info.device)
     state.task_wall_s.append(time.perf_counter() - start)
     seen = scenario.tasks[: info.index + 1]
-    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, cfg.optim.precision)
-    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, cfg.optim.precision)
+    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, cfg.optim.precision, nme)
+    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, cfg.optim.precision, nme)
     pad = [math.nan] * (state.num_tasks - len(seen))
     state.acc_matrix.append(test_row + pad)
     state.val_matrix.append(val_row + pad)
@@ -150,26 +155,32 @@ def _loader(dataset, *, cfg: ExperimentConfig, device: torch.device, shuffle: bo
 
 
 @torch.no_grad()
-def evaluate(method: Method, datasets, make, device, precision: str) -> tuple[list[float], list[int]]:
-    """Class-incremental accuracy (percent) on each dataset: argmax over all seen classes, no task id."""
+def evaluate(method: Method, datasets, make, device, precision: str,
+             nme: NMEClassifier | None = None) -> tuple[list[float], list[int]]:
+    """Class-incremental accuracy (percent) on each dataset: argmax over all seen classes, no task id, of the
+    method's scores (eval.classifier=heads) or of the cosine to each class prototype (nme)."""
     method.eval()
+    predict = method.predict if nme is None else (lambda x: nme.scores(method.features(x), method.heads.num_classes))
     accuracies, sizes = [], []
     for dataset in datasets:
         correct = torch.zeros((), dtype=torch.long, device=device)
         for x, y in make(dataset):
             with autocast(device, precision):
-                scores = method.predict(x.to(device, non_blocking=True))
+                scores = predict(x.to(device, non_blocking=True))
             correct += (scores.argmax(dim=1) == y.to(device)).sum()
         sizes.append(len(dataset))
         accuracies.append(100.0 * correct.item() / len(dataset) if len(dataset) else math.nan)
     return accuracies, sizes
 
 
-def _checkpoint(method: Method, state: ProtocolState) -> dict:
-    return {"state": copy.deepcopy(state.__dict__), "method": method.checkpoint_state(), "rng": rng_state()}
+def _checkpoint(method: Method, nme: NMEClassifier | None, state: ProtocolState) -> dict:
+    return {"state": copy.deepcopy(state.__dict__), "method": method.checkpoint_state(), "rng": rng_state(),
+            "nme": None if nme is None else nme.state_dict()}
 
 
-def _restore(method: Method, checkpoint: dict) -> ProtocolState:
+def _restore(method: Method, nme: NMEClassifier | None, checkpoint: dict) -> ProtocolState:
     method.load_checkpoint(checkpoint["method"])
+    if nme is not None:
+        nme.load_state_dict(checkpoint["nme"])
     set_rng_state(checkpoint["rng"])
     return ProtocolState(**checkpoint["state"])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from janus.classifier import class_means
 from janus.diagnostics import interference_ratio, low_rank_delta
 from janus.errors import UserError
 from janus.margin import PrototypeBank, danger, dml_loss
@@ -45,7 +46,6 @@ CHOICES = {
     "protect_without_gr": ("project_a", "none"),
     "dml_form": ("hinge", "softmax"),
     "prototypes": ("online", "pass"),
-    "classifier": ("heads", "nme"),
 }
 
 
@@ -73,7 +73,6 @@ class JanusOptions:
     dml_form: str = "hinge"          # hinge push, or the softmax form (§6.3)
     tau: float = 16.0                # softmax-form temperature
     prototypes: str = "online"       # class means from the last training epoch (no extra pass) or a post-task pass
-    classifier: str = "heads"        # concatenated per-task heads, or NME on the prototypes (§2.3)
     diagnostics: bool = True         # per-layer interference and danger after each task (§4, §6.4)
 
     def __post_init__(self):
@@ -211,20 +210,7 @@ class JanusLoRA(LoRAMethod):
             added = self.bank.finalize()
             missing = sorted(set(task.classes) - set(self.bank.classes[-len(added):].tolist() if len(added) else []))
         if missing:
-            self.bank.add(missing, self._class_means(task, missing))
-
-    @torch.no_grad()
-    def _class_means(self, task: TaskInfo, classes: list[int]) -> torch.Tensor:
-        """Mean feature per class over the task's training images (test transform, model at task end)."""
-        self.eval()
-        sums = torch.zeros(task.num_classes, self.context.feature_dim, device=task.device)
-        counts = torch.zeros(task.num_classes, device=task.device)
-        for x, y in task.make_loader(task.train_eval_data):
-            local = y.to(task.device) - task.offset
-            sums.index_add_(0, local, self.features(x.to(task.device)).float())
-            counts += torch.bincount(local, minlength=task.num_classes)
-        rows = torch.tensor(classes, device=task.device) - task.offset
-        return sums[rows] / counts[rows].clamp_min(1)[:, None]
+            self.bank.add(missing, class_means(self, task, missing))
 
     def _diagnostics(self, task: TaskInfo, moments: dict[str, torch.Tensor]) -> dict:
         interference = {}
@@ -240,16 +226,7 @@ class JanusLoRA(LoRAMethod):
                 "danger": float(sum(values) / len(values)) if values else None,
                 "own_center": float(sum(centre) / len(centre)) if centre else None}
 
-    # --- inference and checkpoints -------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        if self.options.classifier == "heads" or not len(self.bank):
-            return super().predict(x)
-        features = nn.functional.normalize(self.features(x).float(), dim=1)
-        scores = features.new_full((features.shape[0], self.heads.num_classes), float("-inf"))
-        scores[:, self.bank.classes.to(features.device)] = features @ self.bank.normalized().to(features).t()
-        return scores
-
+    # --- checkpoints (prediction: the base class, or the protocol's NME with eval.classifier=nme) -------------
     def extra_state(self) -> dict:
         return {"bases": self.bases, "past_moment": self.past_moment, "bank": self.bank.state_dict()}
 
