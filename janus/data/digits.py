@@ -19,6 +19,7 @@ from janus.data.sources import SourceData, TensorSource
 from janus.data.splits import STREAM_DATASET_SPLIT, stratified_split
 
 SPLIT_SEED = 0
+DIGIT_CROP_SCALE = (0.8, 1.0)  # mild crops that keep the whole digit; no flips (transforms.py)
 TEST_FRACTION = 0.2
 
 
@@ -31,6 +32,8 @@ def build_digits(cfg, root: Path) -> SourceData:
         train=TensorSource(train_x, train_y),
         test=TensorSource(test_x, test_y),
         style="tensor",
+        crop_scale=DIGIT_CROP_SCALE,
+        flip=False,
         info={"source": "sklearn.datasets.load_digits", "split": "per-class stratified 80/20, seed 0"},
     )
 

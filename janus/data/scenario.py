@@ -89,7 +89,7 @@ def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
     label_map = np.empty(num_classes, dtype=np.int64)
     label_map[order] = np.arange(num_classes)
     train_tf, test_tf = build_transforms(
-        data.style, int(cfg.image_size), cfg.normalization, mean_std, tuple(data.crop_scale)
+        data.style, int(cfg.image_size), cfg.normalization, mean_std, tuple(data.crop_scale), data.flip
     )
     tasks = make_tasks(data, label_map, int(cfg.tasks), cfg, (train_tf, test_tf))
     info = {**data.info, "root": str(root), "order_seed": int(order_seed) if cfg.class_order == "seeded" else None}

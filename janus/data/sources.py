@@ -39,6 +39,7 @@ class SourceData:
     test: Source
     style: str
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip: bool = True             # False where a mirror image changes the label (digits)
     info: dict = field(default_factory=dict)
 
 

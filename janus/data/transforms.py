@@ -4,6 +4,8 @@
   DomainNet when the user asks for the LoRA-DRS variant.
 * test: Resize(256/224·size) + CenterCrop(size) for ImageNet-style data; Resize(size) for CIFAR.
 * tensors already at `size` in memory (digits, synthetic): the same crop and flip, done on tensors.
+* a data set whose labels a crop or a mirror image would change sets its own `crop_scale` and `flip=False`
+  (digits: scale (0.8, 1), no flip: a mirrored 2 or a 6 cropped to its loop is another digit).
 * normalisation: "none" keeps inputs in [0, 1] (every published baseline); "backbone" applies the mean/std
   the caller takes from timm's pretrained_cfg.
 """
@@ -29,6 +31,7 @@ def build_transforms(
     normalization: str = "none",
     mean_std: MeanStd | None = None,
     crop_scale: tuple[float, float] = (0.08, 1.0),
+    flip: bool = True,
 ) -> tuple[Callable, Callable]:
     """Return (train_transform, test_transform); both yield float32 tensors [3, size, size]."""
     if style not in STYLES:
@@ -36,7 +39,9 @@ def build_transforms(
     if size < 1:
         raise UserError(f"image_size must be positive, got {size}")
     tail = normalize_tail(normalization, mean_std)
-    augment = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomHorizontalFlip()]
+    augment = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True)]
+    if flip:
+        augment.append(v2.RandomHorizontalFlip())
     if style == "tensor":
         # Grey tensors are augmented with one channel and expanded afterwards: cropping a stride-0
         # 3-channel view costs several times more than cropping the single channel.

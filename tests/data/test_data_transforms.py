@@ -52,3 +52,16 @@ def test_normalization_switch():
         build_transforms("tensor", 4, "backbone", None)
     with pytest.raises(UserError, match="choose one of: none, backbone"):
         build_transforms("tensor", 4, "imagenet")
+
+
+def test_digits_train_transform_keeps_the_label_no_flip_mild_crop():
+    """A mirrored digit is another digit: the digits data set trains without flips and with crops >= 80 %."""
+    from janus.config import DataConfig
+    from janus.data import build_scenario
+
+    scenario = build_scenario(DataConfig(dataset="digits", tasks=5, image_size=32), seed=0)
+    steps = scenario.tasks[0].train.transform.transforms
+    names = [type(t).__name__ for t in steps]
+    assert "RandomHorizontalFlip" not in names
+    crop = next(t for t in steps if type(t).__name__ == "RandomResizedCrop")
+    assert tuple(crop.scale) == (0.8, 1.0)
