@@ -7,6 +7,7 @@ from collections.abc import Callable
 from janus.data.cifar import build_cifar100
 from janus.data.digits import build_digits
 from janus.data.domainnet import build_domainnet
+from janus.data.fashion_mnist import build_fashion_mnist
 from janus.data.imagenet100 import build_imagenet100
 from janus.data.imagenet_r import build_imagenet_r
 from janus.data.synthetic import build_synthetic
@@ -18,6 +19,7 @@ DATASETS: dict[str, Callable] = {
     "imagenet100": build_imagenet100,
     "domainnet": build_domainnet,
     "digits": build_digits,
+    "fashion-mnist": build_fashion_mnist,
     "synthetic": build_synthetic,
 }
 
