@@ -40,6 +40,22 @@ def log_report(meta: dict, report_dir: Path) -> bool:
     return True
 
 
+CLAIMS_FILE = "claims.md"
+
+
+def write_claims(results, report_dir: Path) -> Path | None:
+    """<report>/tables/claims.md when the study ran Janus-LoRA's ablation rows (analysis/claims.py)."""
+    from analysis.claims import claims_markdown, runs_from_results
+
+    runs = runs_from_results(results) if results.height else []
+    if len({run.flags for run in runs}) < 2:
+        return None
+    path = report_dir / "tables" / CLAIMS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(claims_markdown(runs) + "\n")
+    return path
+
+
 def study_report(study_dir: str | Path, log_to_mlflow: bool = True) -> str:
     """Write the study's tables and figures under <study_dir>/report/, log them to the study's MLflow
     parent run when `log_to_mlflow` and study.json names one, and return the main Markdown table."""
@@ -49,6 +65,7 @@ def study_report(study_dir: str | Path, log_to_mlflow: bool = True) -> str:
     report_dir = study_dir / REPORT_DIR
     write_tables(tables, report_dir / "tables")
     draw_all(results, report_dir / "figures")
+    write_claims(results, report_dir)
     if log_to_mlflow:
         log_report(read_study_meta(study_dir), report_dir)
     main = [table for table in tables if table.name == "main"]

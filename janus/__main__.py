@@ -1,7 +1,10 @@
 """`python -m janus`: run the sequential protocol once and print per-task progress and the metrics.
 
-    python -m janus                                   # embedded default: seq-lora, digits, test backbone
-    python -m janus --set method.name=janus --set optim.epochs=5
+    python -m janus                                   # embedded default: janus, digits (5 tasks), tiny-fmnist
+    python -m janus --set method.name=inflora --set optim.epochs=3
+
+The embedded default is the study's (janus/recipes.py): with no flags both run the same recipe. A
+`--set method.name=...` picks that method's embedded recipe; other `--set` keys override it.
 
 For studies (several methods, seeds, searches, MLflow) use `python -m study.run`.
 """
@@ -14,10 +17,6 @@ import time
 
 from janus.errors import UserError
 
-EMBEDDED_DEFAULT = {
-    "backbone.name": "test", "data.dataset": "digits", "data.tasks": 5, "data.image_size": 32,
-    "method.name": "seq-lora", "lora.rank": 8, "optim.lr": 1e-3, "optim.epochs": 5, "optim.batch_size": 64,
-}
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -44,12 +43,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="config override, e.g. optim.lr=1e-3 (repeatable)")
     args = parser.parse_args(argv)
     try:
+        from janus.classifier import DESCRIPTIONS
         from janus.config import ExperimentConfig
         from janus.protocol import run_experiment
+        from janus.recipes import single_run
 
-        cfg = ExperimentConfig.from_dict({**EMBEDDED_DEFAULT, **parse_overrides(args.set)})
-        print(f"{cfg.method.name} on {cfg.data.dataset} ({cfg.data.tasks} tasks), backbone {cfg.backbone.name}",
-              flush=True)
+        overrides = parse_overrides(args.set)
+        cfg = ExperimentConfig.from_dict({**single_run(overrides.get("method.name", "janus")), **overrides})
+        print(f"{cfg.method.name} on {cfg.data.dataset} ({cfg.data.tasks} tasks), backbone {cfg.backbone.name}, "
+              f"classifier: {DESCRIPTIONS.get(cfg.eval.classifier, cfg.eval.classifier)}", flush=True)
         start = time.perf_counter()
         result = run_experiment(cfg, on_task_end=print_task)
     except UserError as error:

@@ -6,7 +6,9 @@ Backbones (protocol.md §3, janus-lora.md §1.2):
   (``vit_base_patch16_224.augreg_in21k``); ``vit-in1k`` selects the 21k->1k fine-tuned one.
 * ``dino``: ``vit_base_patch16_224.dino``.
 * ``sam``: ``vit_base_patch16_224.sam_in1k``, the sharpness-aware-minimisation ViT (not Segment Anything).
-* ``test``: timm's tiny ``test_vit`` (random init, patch 8) for CPU tests and the embedded default.
+* ``tiny-fmnist``: timm's ``test_vit`` (patch 8, 32 px) pretrained on Fashion-MNIST by ``janus.pretrain``
+  and cached; the embedded default's backbone (real features, no download; built on first use).
+* ``test``: timm's tiny ``test_vit`` (random init, patch 8) for unit tests.
 * any other timm model name.
 
 The model is built with ``num_classes=0`` so that ``model(x)`` returns the CLS token after the final norm.
@@ -39,16 +41,30 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
 
 def resolve_name(name: str) -> str:
     """Short name -> timm model name; a timm name passes through; anything else is a `UserError`."""
+    from janus.pretrain import TINY_BACKBONES
+
+    if name in TINY_BACKBONES:
+        return TINY_BACKBONES[name].model
     if name in BACKBONES:
         return BACKBONES[name]
     if timm.is_model(name) or timm.list_models(name.split(".")[0]):
         return name
-    raise UserError(f"unknown backbone {name!r}; use one of {', '.join(BACKBONES)} or a timm model name "
+    raise UserError(f"unknown backbone {name!r}; use one of {', '.join(known_names())} or a timm model name "
                     "(see timm.list_models())")
+
+
+def known_names() -> list[str]:
+    from janus.pretrain import TINY_BACKBONES
+
+    return [*BACKBONES, *TINY_BACKBONES]
 
 
 def build_backbone(cfg: BackboneConfig, img_size: int | None = None) -> nn.Module:
     """Create the frozen timm ViT for `cfg`; `img_size` overrides the model's input size when given."""
+    from janus.pretrain import TINY_BACKBONES
+
+    if cfg.name in TINY_BACKBONES and not cfg.weights:
+        return build_tiny_pretrained(cfg, img_size)
     model_name = resolve_name(cfg.name)
     kwargs = {"num_classes": 0, "drop_path_rate": cfg.drop_path_rate}
     if img_size is not None:
@@ -63,6 +79,23 @@ def build_backbone(cfg: BackboneConfig, img_size: int | None = None) -> nn.Modul
     else:
         model = timm.create_model(model_name, pretrained=False, **kwargs)
     return freeze(model)
+
+
+def build_tiny_pretrained(cfg: BackboneConfig, img_size: int | None) -> nn.Module:
+    """A `janus.pretrain` backbone from its cache (built there first when missing or unreadable), loaded
+    through timm's local-file path with the recipe's architecture and normalisation."""
+    from janus.pretrain import TINY_BACKBONES, ensure_backbone
+
+    recipe = TINY_BACKBONES[cfg.name]
+    if img_size not in (None, recipe.image_size):
+        raise UserError(f"backbone {cfg.name!r} was pretrained at {recipe.image_size} px; set "
+                        f"data.image_size={recipe.image_size}")
+    kwargs = {**recipe.timm_kwargs(), "num_classes": 0, "drop_path_rate": cfg.drop_path_rate}
+    if not cfg.pretrained:
+        return freeze(timm.create_model(recipe.model, pretrained=False, **kwargs))
+    overlay = {**weights_overlay(str(ensure_backbone(cfg.name))), "mean": (recipe.mean,) * 3,
+               "std": (recipe.std,) * 3, "num_classes": 0}
+    return freeze(timm.create_model(recipe.model, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs))
 
 
 def weights_overlay(path: str) -> dict:

@@ -34,11 +34,23 @@ class Cell:
         return {**self.overrides, "seed": seed}
 
 
+# Janus-LoRA's ablation rows ①-⑦ as (OE, GR, DML) (janus/methods/janus.py; ⑦ is the full method).
+ABLATION_FLAGS = [(False, False, False), (False, False, True), (True, False, False), (False, True, False),
+                  (True, True, False), (True, False, True), (True, True, True)]
+
+
 def build_cells(settings: StudySettings) -> list[Cell]:
-    """Every method x dataset x backbone of the study, in flag order."""
+    """Every method x dataset x backbone of the study, in flag order; with `ablation`, Janus-LoRA once per
+    ablation row."""
     check_overrides(settings)
-    return [Cell(m, d, b, cell_overrides(settings, m, d, b))
-            for d, b, m in itertools.product(settings.datasets, settings.backbones, settings.methods)]
+    cells = []
+    for d, b, m in itertools.product(settings.datasets, settings.backbones, settings.methods):
+        overrides = cell_overrides(settings, m, d, b)
+        variants = ABLATION_FLAGS if settings.ablation and m == "janus" else [None]
+        for flags in variants:
+            extra = {} if flags is None else dict(zip(("method.oe", "method.gr", "method.dml"), flags))
+            cells.append(Cell(m, d, b, {**overrides, **extra}))
+    return cells
 
 
 def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone: str) -> dict:

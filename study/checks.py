@@ -2,7 +2,8 @@
 
 Every cell's config is resolved (unknown `--set` keys, bad method options), every data set is built once
 (unknown names, missing files, a task count that does not divide the classes), every backbone is built
-once on the meta device (unknown names, missing weights: reads the checkpoint, allocates nothing), and
+once on the meta device (unknown names, missing weights: reads the checkpoint, allocates nothing; a
+`janus.pretrain` backbone is built into its cache first, when missing), and
 every search space is loaded and checked against the config schema.
 """
 
@@ -31,7 +32,12 @@ def check_backbones(configs) -> dict:
     import torch
 
     from janus.backbone import build_backbone, data_mean_std
+    from janus.pretrain import TINY_BACKBONES, ensure_backbone
 
+    for config in configs:  # built here once, with its progress, before any trial could build it too
+        backbone = config.backbone
+        if backbone.name in TINY_BACKBONES and backbone.pretrained and not backbone.weights:
+            ensure_backbone(backbone.name, config.data.root)
     found = {}
     for backbone, size in {(c.backbone, c.data.image_size) for c in configs}:
         with warnings.catch_warnings(), torch.device("meta"):

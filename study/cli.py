@@ -9,13 +9,14 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from janus import recipes
 from janus.errors import UserError
 from study.settings import StudySettings, latest_study, read_study_json
 from study.tracking import default_tracking_uri
 
-# The embedded default compares Janus-LoRA with its two sequential baselines; methods that are not
-# registered (yet) drop out of the default list.
-DEFAULT_METHODS = ("janus", "seq-lora", "finetune")
+# The embedded default (janus/recipes.py): Janus-LoRA, its subspace-protecting rivals and the sequential
+# baselines; methods that are not registered drop out of the default list.
+DEFAULT_METHODS = recipes.METHODS
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
 RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed"}
@@ -48,18 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _what_flags(group) -> None:
     add = group.add_argument
-    add("--backbone", default="test", help="vit, vit-in1k, dino, sam, test or a timm name; comma list (default: test)")
-    add("--dataset", default="digits", help="cifar100, imagenet-r, imagenet100, domainnet, digits, synthetic; "
+    add("--backbone", default=recipes.BACKBONE, help="vit, vit-in1k, dino, sam, tiny-fmnist, test or a timm name; "
+                                                     f"comma list (default: {recipes.BACKBONE})")
+    add("--dataset", default=recipes.DATASET, help="cifar100, imagenet-r, imagenet100, domainnet, digits, "
+                                                   "fashion-mnist, synthetic; "
                                             "comma list (default: digits)")
     add("--tasks", type=int, default=None, help="tasks per scenario (default: the data set's usual split: "
                                                 "10 cifar100/imagenet-r/imagenet100, 5 domainnet/digits)")
-    add("--method", default=None, help="registered methods, comma list (default: janus,seq-lora,finetune)")
-    add("--seeds", default="2", help="a count N (seeds 0..N-1) or a comma list such as 0,3,7 (default: 2)")
+    add("--method", default=None, help=f"registered methods, comma list (default: {','.join(recipes.METHODS)})")
+    add("--seeds", default=str(recipes.SEEDS), help="a count N (seeds 0..N-1) or a comma list such as 0,3,7 "
+                                                    f"(default: {recipes.SEEDS})")
     add("--preset", choices=("smoke", "paper"), default=None,
         help="paper: the protocol's per-data-set recipe (epochs, lr, batch, rank); smoke: 1 epoch of 2 steps "
              "(default: none: the embedded CPU recipe on the test backbone, config defaults otherwise)")
     add("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
         help="config override, e.g. optim.epochs=3 or method.lambda_dml=0.2; repeatable (default: none)")
+    add("--ablation", choices=("auto", "on", "off"), default="auto",
+        help="on: run Janus-LoRA as its seven ablation rows (OE, GR, DML each on/off) beside the other methods; "
+             "auto: on for the default method list without --search (default: auto)")
     add("--data-root", default=None, help="data root (default: $JANUS_DATA, else ./data)")
     add("--weights", default=None, help="local checkpoint for the (single) pretrained backbone "
                                         "(default: the Hugging Face cache)")
@@ -136,7 +143,13 @@ def _settings(args, studies_dir: Path, argv: tuple[str, ...]) -> StudySettings:
         tracking_uri=args.tracking_uri or default_tracking_uri(studies_dir), retry_failed=args.retry_failed,
         storage_path=_storage(args.storage_path),
         data_root=_absolute(args.data_root), weights=_absolute(args.weights), preset=args.preset,
-        overrides=parse_overrides(args.overrides), argv=argv)
+        ablation=_ablation(args), overrides=parse_overrides(args.overrides), argv=argv)
+
+
+def _ablation(args) -> bool:
+    if args.ablation == "auto":
+        return args.method is None and args.search == "none"
+    return args.ablation == "on"
 
 
 def _resumed(args, studies_dir: Path) -> StudySettings:

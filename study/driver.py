@@ -160,6 +160,9 @@ def analysis_report(settings: StudySettings) -> Path | None:
     except UserError as error:
         print(f"note: no analysis report: {error}")
         return None
+    claims = settings.study_dir / "report" / "tables" / "claims.md"
+    if claims.is_file():
+        print(f"\n{claims.read_text()}", flush=True)
     return settings.study_dir / "report"
 
 

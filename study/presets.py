@@ -1,7 +1,7 @@
 """Training recipes a study applies before the user's `--set` overrides.
 
-* no `--preset`: on the tiny random-init `test` backbone, the embedded CPU recipe (tuned so that a
-  5-task digits study takes minutes on 2 cores and the LoRA methods learn); on pretrained backbones,
+* no `--preset`: on the tiny CPU backbones (`tiny-fmnist`, the embedded default, and the random-init `test`),
+  the embedded recipe of `janus/recipes.py`, the same that `python -m janus` runs; on pretrained ViT-B backbones,
   224-pixel inputs and the `ExperimentConfig` defaults (the InfLoRA protocol: Adam 5e-4, batch 128,
   rank 10), with 5 epochs per task.
 * `--preset paper`: the protocol defaults per data set (janus-lora.md §9.1, protocol.md §5): epochs, lr,
@@ -19,20 +19,16 @@ import dataclasses
 
 from janus.errors import UserError
 from janus.methods import method_class
+from janus.pretrain import TINY_BACKBONES
+from janus.recipes import training_recipe
 
 PRESETS = ("smoke", "paper")
 # Tasks per data set when --tasks is not given (the benchmarks' usual splits; protocol.md §1.1).
-DATASET_TASKS = {"cifar100": 10, "imagenet-r": 10, "domainnet": 5, "imagenet100": 10, "digits": 5,
+DATASET_TASKS = {"cifar100": 10, "imagenet-r": 10, "domainnet": 5, "imagenet100": 10, "digits": 5, "fashion-mnist": 5,
                  "synthetic": 2}
 
-# Embedded CPU recipe for the random-init `test` backbone (chosen on digits, 5 tasks, 2 CPU cores): small
-# images, small batches and more steps, a 6x higher lr than the pretrained recipe and a 10x higher head lr
-# (the features are random, so LoRA and the heads must move far), inputs centred with the backbone's
-# mean/std (0.5), which helps a random-init ViT. Joint training on all 10 digits reaches only ~45% with this
-# backbone, so expect modest continual-learning numbers: the default shows the pipeline, not the paper.
-EMBEDDED = {"data.image_size": 32, "data.normalization": "backbone", "lora.rank": 8, "optim.epochs": 5,
-            "optim.batch_size": 16, "optim.lr": 3e-3, "optim.head_lr": 3e-2}
-EMBEDDED_METHOD = {"finetune": {"optim.lr": 3e-4}}
+# Backbones small enough for a CPU, trained with the embedded recipe at 32 px.
+CPU_BACKBONES = ("test", *TINY_BACKBONES)
 PRETRAINED = {"data.image_size": 224, "optim.epochs": 5}
 
 PAPER = {
@@ -65,13 +61,13 @@ SMOKE = {"optim.epochs": 1, "optim.max_steps_per_epoch": 2, "data.max_train_per_
 
 def recipe(preset: str | None, dataset: str, backbone: str, method: str) -> dict:
     """The overrides a preset gives one (dataset, backbone, method) cell."""
-    size = {"data.image_size": 32 if backbone == "test" else 224}
+    size = {"data.image_size": 32 if backbone in CPU_BACKBONES else 224}
     if preset == "smoke":
         chosen = {**size, **SMOKE}
     elif preset == "paper":
         chosen = {**size, **paper_recipe(dataset, method)}
     elif preset is None:
-        chosen = {**EMBEDDED, **EMBEDDED_METHOD.get(method, {})} if backbone == "test" else dict(PRETRAINED)
+        chosen = training_recipe(method) if backbone in CPU_BACKBONES else dict(PRETRAINED)
     else:
         raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)} (or none)")
     return applicable(chosen, method)

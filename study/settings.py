@@ -51,6 +51,7 @@ class StudySettings:
     data_root: str | None = None
     weights: str | None = None
     preset: str | None = None
+    ablation: bool = False                # Janus as its ablation rows ①-⑦ (OE/GR/DML on and off)
     overrides: dict = field(default_factory=dict)
     argv: tuple[str, ...] = ()
 

@@ -14,9 +14,25 @@ GROUP = ["dataset", "backbone", "tasks", "stage", "method"]
 SEARCH_TOP = 3
 
 
+def method_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    """`method` as the row label: Janus-LoRA ablation rows name their components ("janus OE+GR")."""
+    flags = [c for c in ("cfg.method.oe", "cfg.method.gr", "cfg.method.dml") if c in frame.columns]
+    if len(flags) < 3 or frame.height == 0:
+        return frame
+
+    def label(row: dict) -> str:
+        on = [name for name, key in zip(("OE", "GR", "DML"), flags) if row[key] in (None, True)]
+        if row["method"] != "janus" or len(on) == 3:
+            return row["method"]
+        return f"janus {'+'.join(on) if on else 'none'}"
+
+    return frame.with_columns(pl.struct("method", *flags).map_elements(label, return_dtype=pl.String)
+                              .alias("method"))
+
+
 def mean_std_table(frame: pl.DataFrame) -> pl.DataFrame:
     """mean ± std per group of the completed grid/replicate trials, with the count of failed ones."""
-    rows = frame.filter(pl.col("stage") != "search")
+    rows = method_labels(frame.filter(pl.col("stage") != "search"))
     done = pl.col("status") == "completed"
     aggregates = [done.sum().alias("n"), (~done).sum().alias("failed")]
     for name in TABLE_METRICS:

@@ -8,7 +8,7 @@ import pytest
 
 from janus.data import build_scenario, fashion_mnist
 from janus.errors import UserError
-from tests.data.conftest import data_config
+from janus.config import DataConfig
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -21,6 +21,10 @@ def write_split(base, split: str, images: np.ndarray, labels: np.ndarray, gz: bo
         name = f"{split}-{kind}-ubyte"
         data = idx_bytes(array.astype(np.uint8))
         (base / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+
+
+def data_config(**overrides) -> DataConfig:
+    return DataConfig(**{"image_size": 16, **overrides})
 
 
 def make_fashion(root, n_train=30, n_test=20, gz=True):
