@@ -11,6 +11,7 @@ TINY_SETS = ["--set", "data.synthetic_classes=4", "--set", "data.synthetic_train
 
 def tiny_study(studies_dir, name, *extra, tasks=2):
     return ["--studies-dir", str(studies_dir), "--study", name, "--dataset", "synthetic", "--tasks", str(tasks),
+            "--backbone", "test",
             "--method", "seq-lora", "--cpus-per-trial", "1", *TINY_SETS, *extra]
 
 

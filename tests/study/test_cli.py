@@ -11,7 +11,7 @@ from study.cli import DEFAULT_METHODS, parse_seeds, parse_settings
 from study.run import main
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--dataset", "synthetic", "--tasks", "2", "--method", "seq-lora", "--seeds", "1",
+TINY = ["--backbone", "test", "--dataset", "synthetic", "--tasks", "2", "--method", "seq-lora", "--seeds", "1",
         "--set", "data.synthetic_classes=4"]
 
 
@@ -19,9 +19,13 @@ def test_defaults_are_the_embedded_study(tmp_path):
     from janus.methods import METHODS
 
     settings = parse_settings(["--studies-dir", str(tmp_path)])
-    assert settings.backbones == ("test",) and settings.datasets == ("digits",)
+    assert settings.backbones == ("tiny-fmnist",) and settings.datasets == ("digits",)
     assert settings.methods == tuple(m for m in DEFAULT_METHODS if m in METHODS)
-    assert settings.seeds == (0, 1) and settings.search == "none" and settings.tasks is None
+    assert set(settings.methods) == {"janus", "seq-lora", "lora-gpm", "inflora", "finetune"}
+    assert settings.seeds == (0, 1, 2) and settings.search == "none" and settings.tasks is None
+    assert settings.ablation  # the default list runs Janus as its ablation rows
+    assert not parse_settings(["--studies-dir", str(tmp_path), "--method", "janus"]).ablation
+    assert parse_settings(["--studies-dir", str(tmp_path), "--method", "janus", "--ablation", "on"]).ablation
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert settings.studies_dir == tmp_path
 

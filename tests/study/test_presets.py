@@ -9,11 +9,25 @@ from study.plans import grid_plan, replicate_plan, search_plan
 from study.presets import recipe
 
 
-def test_embedded_recipe_on_the_test_backbone():
-    chosen = recipe(None, "digits", "test", "seq-lora")
-    assert chosen["data.image_size"] == 32 and chosen["optim.epochs"] >= 1
+def test_embedded_recipe_is_the_single_run_recipe():
+    from janus.recipes import single_run
+
+    for backbone in ("tiny-fmnist", "test"):
+        chosen = recipe(None, "digits", backbone, "seq-lora")
+        assert chosen["data.image_size"] == 32 and chosen["eval.classifier"] == "nme"
+        assert {k: v for k, v in single_run("seq-lora").items() if k in chosen} == chosen
     assert recipe(None, "digits", "test", "finetune")["optim.lr"] < chosen["optim.lr"]
     assert recipe(None, "digits", "dino", "seq-lora")["data.image_size"] == 224
+
+
+def test_ablation_cells_are_the_seven_janus_rows(tmp_path):
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--backbone", "test", "--method", "janus,seq-lora",
+                               "--ablation", "on"])
+    cells = build_cells(settings)
+    flags = [tuple(c.overrides.get(f"method.{k}") for k in ("oe", "gr", "dml")) for c in cells]
+    assert [c.method for c in cells] == ["janus"] * 7 + ["seq-lora"]
+    assert len(set(flags[:7])) == 7 and flags[6] == (True, True, True) and flags[0] == (False, False, False)
+    assert flags[7] == (None, None, None)
 
 
 def test_paper_recipe_follows_the_protocol():
@@ -43,7 +57,8 @@ def test_cells_are_typed_and_ordered(tmp_path):
 def test_stage_plans(tmp_path):
     import search_spaces
 
-    settings = parse_settings(["--studies-dir", str(tmp_path), "--method", "seq-lora", "--seeds", "3"])
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--backbone", "test", "--method", "seq-lora",
+                               "--seeds", "3"])
     cells = build_cells(settings)
     grid = grid_plan(cells, settings.seeds, {"optim.device": "cpu"})
     entries = grid.param_space["cell"]["grid_search"]
