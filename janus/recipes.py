@@ -18,11 +18,13 @@ TASKS = 5
 METHODS = ("janus", "seq-lora", "lora-gpm", "inflora", "finetune")
 SEEDS = 3
 
-# The shared training recipe (keys that are not the cell's identity).
+# The shared training recipe (keys that are not the cell's identity). lr, epochs and batch are the best of
+# benchmarks/embedded_recipe.py's grid (lr 3e-4/1e-3/3e-3 x epochs 5/10 x batch 16/32) by the mean over the
+# five default methods of val_acc_all on the validation split (seed 0): 75.7; the range was 65.0-75.7.
 TRAINING = {"data.image_size": 32, "data.normalization": "backbone", "eval.classifier": "nme",
-            "lora.rank": 8, "optim.epochs": 5, "optim.batch_size": 32, "optim.lr": 1e-3, "optim.head_lr": 1e-2}
+            "lora.rank": 8, "optim.epochs": 10, "optim.batch_size": 32, "optim.lr": 3e-4, "optim.head_lr": 1e-2}
 # Fine-tuning moves every backbone weight: a 10x lower lr, as the protocol's fine-tuning row (5e-5 vs 5e-4).
-PER_METHOD = {"finetune": {"optim.lr": 1e-4}}
+PER_METHOD = {"finetune": {"optim.lr": 3e-5}}
 
 
 def training_recipe(method: str) -> dict:
