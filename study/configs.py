@@ -32,9 +32,11 @@ def resolve(overrides: dict) -> ExperimentConfig:
 
 
 def trial_label(overrides: dict) -> str:
-    """A short readable name: method-dataset-backbone-tT-sSEED."""
+    """A short readable name: method-dataset-backbone-tT-sSEED; an ablation row of Janus-LoRA adds the parts
+    it switches off (janus-no-gr-...)."""
     get = overrides.get
-    return (f"{get('method.name', 'seq-lora')}-{get('data.dataset', 'digits')}-{get('backbone.name', 'test')}"
+    off = "".join(f"-no-{part}" for part in ("oe", "gr", "dml") if get(f"method.{part}") is False)
+    return (f"{get('method.name', 'seq-lora')}{off}-{get('data.dataset', 'digits')}-{get('backbone.name', 'test')}"
             f"-t{get('data.tasks', 5)}-s{get('seed', 0)}").replace("/", "_")
 
 
