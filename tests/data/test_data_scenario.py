@@ -60,7 +60,8 @@ def test_uneven_tasks_error_lists_valid_counts(fx):
 
 
 def test_unknown_names_are_user_errors(fx):
-    assert set(DATASETS) == {"cifar100", "imagenet-r", "imagenet100", "domainnet", "digits", "synthetic"}
+    assert set(DATASETS) == {"cifar100", "imagenet-r", "imagenet100", "domainnet", "digits", "fashion-mnist",
+                             "synthetic"}
     with pytest.raises(UserError, match="choose one of: cifar100, imagenet-r, imagenet100, domainnet, digits"):
         build_scenario(fx.config(dataset="mnist"), seed=0)
     for bad in ({"class_order": "random"}, {"normalization": "imagenet"}, {"val_fraction": 1.0},
