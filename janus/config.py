@@ -55,6 +55,9 @@ class LoraConfig:
     targets: tuple[str, ...] = ("k", "v")  # slices of timm's fused qkv
     structure: str = "shared"     # shared: one pair trained across tasks | per_task: new pair per task
 
+    def __post_init__(self):
+        positive("lora.rank", self.rank)
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -72,6 +75,14 @@ class OptimConfig:
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     num_workers: int = -1         # -1 -> min(8, cpus) on CUDA, 0 on CPU
     max_steps_per_epoch: int | None = None  # cap for smoke runs and benchmarks
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            positive(f"optim.{name}", getattr(self, name))
+        if self.lr <= 0:
+            raise UserError(f"optim.lr must be positive, got {self.lr}")
+        if self.max_steps_per_epoch is not None:
+            positive("optim.max_steps_per_epoch", self.max_steps_per_epoch)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,11 @@ class ExperimentConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=list)
+
+
+def positive(name: str, value: int) -> None:
+    if value < 1:
+        raise UserError(f"{name} must be at least 1, got {value}")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -188,7 +204,7 @@ def coerce(value, kind, name: str):
     """Check and convert one value to its annotated type (int, float, str, bool, tuples, Optionals)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(value, inner[0], name)

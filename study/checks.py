@@ -22,6 +22,10 @@ from study.settings import StudySettings
 def check_study(settings: StudySettings, cells: list[Cell]) -> dict[str, ModuleType]:
     """Validate everything cheap to validate; returns the search space of each method (if searching)."""
     configs = [resolve(cell.with_seed(settings.seeds[0])) for cell in cells]
+    if "optim.device" in settings.overrides:
+        from janus.runtime import resolve_device
+
+        resolve_device(configs[0].optim.device)  # cuda on a machine without one: one line now, not per trial
     mean_std = check_backbones(configs)
     check_data(configs, mean_std)
     return search_spaces_for(settings) if settings.search == "optuna" else {}

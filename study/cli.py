@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import replace
@@ -19,7 +20,7 @@ from study.tracking import default_tracking_uri
 DEFAULT_METHODS = recipes.METHODS
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
-RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed"}
+RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri"}
 
 EPILOG = """examples:
   python -m study.run                                              # embedded default (CPU, minutes)
@@ -162,8 +163,23 @@ def _resumed(args, studies_dir: Path) -> StudySettings:
     saved = read_study_json(study_dir)
     stored = build_parser().parse_args(saved["argv"])
     settings = _settings(stored, studies_dir, tuple(saved["argv"]))
-    return replace(settings, name=saved["name"], tracking_uri=saved["tracking_uri"], resume=True,
+    return replace(settings, name=saved["name"], tracking_uri=resumed_uri(saved["tracking_uri"], args.tracking_uri),
+                   resume=True,
                    address=args.address or settings.address, retry_failed=args.retry_failed)
+
+
+def resumed_uri(saved: str, given: str | None) -> str:
+    """The tracking URI of a resumed study: study.json's, unless its secret was masked when it was saved;
+    then --tracking-uri or $MLFLOW_TRACKING_URI must give the full one (the same store)."""
+    from study.uris import is_masked, mask_uri
+
+    full = given or os.environ.get("MLFLOW_TRACKING_URI")
+    if not is_masked(saved):
+        return given or saved
+    if not full or mask_uri(full) != saved:
+        raise UserError(f"study.json keeps the tracking URI without its secret ({saved}); pass the full URI "
+                        "with --tracking-uri (or $MLFLOW_TRACKING_URI) to resume")
+    return full
 
 
 def _check_counts(args) -> None:
@@ -173,6 +189,8 @@ def _check_counts(args) -> None:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if args.replicate_top < 0 or args.max_failures < 0:
         raise UserError("--replicate-top and --max-failures cannot be negative")
+    if args.retry_failed:
+        raise UserError("--retry-failed re-runs the failed trials of a study being resumed; add --resume")
     if args.replicate_top and args.search == "none":
         raise UserError("--replicate-top re-runs searched configs; add --search optuna")
     if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):

@@ -14,6 +14,7 @@ neither finished nor failed was interrupted, and the study stops there with the 
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from janus.errors import UserError
@@ -23,6 +24,7 @@ from study.cells import Cell, build_cells
 from study.checks import check_study
 from study.recorder import StudyRecorder
 from study.settings import StudySettings, read_study_json, write_study_json
+from study.uris import mask_words
 from study.tracking import StudyTracking, finish_study, open_study, reopen_study, ui_command
 
 INTERRUPTED = 130
@@ -48,7 +50,21 @@ def run_study(settings: StudySettings) -> int:
             finish_study(tracking, "KILLED", {}, [])
             print(f"\nstudy {settings.name} interrupted; finish it with:\n  {resume_command(settings)}")
             return INTERRUPTED
-    conclude(settings, tracking, {method: tuple(space.SPACE) for method, space in spaces.items()})
+    frame = conclude(settings, tracking, {method: tuple(space.SPACE) for method, space in spaces.items()})
+    return exit_code(frame, settings)
+
+
+def exit_code(frame, settings: StudySettings) -> int:
+    """0 when at least one trial completed (with a line counting the failed ones), 1 when all failed."""
+    statuses = frame["status"].to_list() if frame.height else []
+    failed = statuses.count("failed")
+    if failed:
+        where = f"the error column of {settings.results_path} and the FAILED runs in MLflow"
+        if failed == len(statuses):
+            print(f"error: all {failed} trials failed; see {where}", file=sys.stderr)
+            return 1
+        print(f"warning: {failed} of {len(statuses)} trials failed; see {where} "
+              f"(rerun them with --resume --retry-failed)", file=sys.stderr)
     return 0
 
 
@@ -67,7 +83,7 @@ def start_tracking(settings: StudySettings) -> StudyTracking:
         tracking = StudyTracking(saved["tracking_uri"], saved["experiment_id"], saved["parent_run_id"])
         reopen_study(tracking)
         return tracking
-    tags = {"janus.study": settings.name, "git_sha": git_sha(), "argv": shlex.join(settings.argv)[:5000],
+    tags = {"janus.study": settings.name, "git_sha": git_sha(), "argv": shlex.join(mask_words(settings.argv))[:5000],
             **{f"version.{k}": v for k, v in package_versions().items()}}
     params = {"methods": settings.methods, "datasets": settings.datasets, "backbones": settings.backbones,
               "tasks": settings.tasks, "seeds": settings.seeds, "search": settings.search,
@@ -115,11 +131,13 @@ def unfinished(grid, plan, settings: StudySettings, tracking) -> int:
     recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking)
     missing = 0
     for result in grid:
-        trial_id = result.metrics.get("trial_id")
-        if result.error is not None or trial_id in recorded:
+        metrics = result.metrics or {}          # a trial that never started has no metrics at all
+        trial_id = metrics.get("trial_id")
+        if result.error is not None or (trial_id and trial_id in recorded):
             continue
-        if trial_id and result.metrics.get("tasks_done") == result.metrics.get("num_tasks"):
-            recorder.record(trial_id, result.config, result.metrics, error=None)
+        done, total = metrics.get("tasks_done"), metrics.get("num_tasks")
+        if trial_id and done is not None and done == total:
+            recorder.record(trial_id, result.config, metrics, error=None)
         else:
             missing += 1
     return missing
@@ -133,7 +151,7 @@ def announce(settings: StudySettings, cells: list[Cell]) -> None:
           f"  study dir: {settings.study_dir}\n  MLflow:    {ui_command(settings.tracking_uri)}", flush=True)
 
 
-def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict) -> None:
+def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict):
     """Print and save the mean ± std table, add the analysis report if it is installed, close the parent."""
     frame = results.read(settings.results_path)
     text = summary.render(frame, settings.objective, searched)
@@ -147,6 +165,7 @@ def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict) -
           f"  results:   {settings.results_path}\n  study dir: {settings.study_dir}\n"
           + (f"  report:    {report} (python -m analysis.tables --study {settings.study_dir})\n" if report else "")
           + f"  MLflow:    {ui_command(settings.tracking_uri)}")
+    return frame
 
 
 def analysis_report(settings: StudySettings) -> Path | None:

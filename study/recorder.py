@@ -7,7 +7,9 @@ writer for MLflow and for results.parquet, and the trials need no access to eith
 * each result (one per task): metrics at step=task, each step once; the trial's device, git SHA and
   package versions as tags (the driver's git SHA and versions until the first result);
 * trial complete: the results row; final metrics and artifacts (accuracy matrix as Parquet and JSON,
-  resolved config, diagnostics), status FINISHED; a trial stopped early by the scheduler is KILLED;
+  resolved config, diagnostics), status FINISHED; a trial stopped early by the scheduler is KILLED; a trial
+  that "completes" short of its last task where no scheduler stops trials (Ctrl-C, or before its first
+  report) gets no row: it is unfinished, and `--resume` continues it;
 * trial error: the row with the exception line of Tune's error.txt; status FAILED.
 """
 
@@ -29,8 +31,9 @@ TASK_METRICS = (*results.METRICS, "tasks_done", "task_time_s", "wall_s", "peak_m
 
 
 class StudyRecorder(tune.Callback):
-    def __init__(self, study: str, stage: str, results_path: Path, tracking: StudyTracking):
-        self.study, self.stage = study, stage
+    def __init__(self, study: str, stage: str, results_path: Path, tracking: StudyTracking,
+                 early_stopping: bool = False):
+        self.study, self.stage, self.early_stopping = study, stage, early_stopping
         self.results_path, self.tracking = Path(results_path), tracking
         self.runs: dict[str, TrialRun] = {}
 
@@ -48,6 +51,8 @@ class StudyRecorder(tune.Callback):
         run.log_task(int(result["task"]), {k: result[k] for k in TASK_METRICS if k in result})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if not stopped_by_scheduler_or_done(trial.last_result or {}, trial.config, self.early_stopping):
+            return  # interrupted: no row, its MLflow run stays open for --resume
         row = self.record(trial.trial_id, trial.config, trial.last_result or {}, error=None)
         if row["status"] == "completed":
             self.run(trial).finish(final_metrics(row), artifacts(row, trial.last_result))
@@ -73,6 +78,14 @@ class StudyRecorder(tune.Callback):
         row, config = row_for(self.study, self.stage, trial_id, tune_config, last_result, error)
         results.upsert(self.results_path, [row], results.cfg_dtypes(config))
         return row
+
+
+def stopped_by_scheduler_or_done(last_result: dict, tune_config: dict, early_stopping: bool) -> bool:
+    """True when a completed trial finished all its tasks, or was stopped after at least one task by an
+    early-stopping scheduler; anything else ended because the study was interrupted."""
+    done = int(last_result.get("tasks_done") or 0)
+    total = resolve(trial_overrides(tune_config)).data.tasks
+    return done >= total or (early_stopping and done > 0)
 
 
 def row_for(study: str, stage: str, trial_id: str, tune_config: dict, last_result: dict,

@@ -84,9 +84,11 @@ class StudySettings:
 
 
 def write_study_json(settings: StudySettings, experiment_id: str, parent_run_id: str) -> dict:
-    record = {"name": settings.name, "tracking_uri": settings.tracking_uri, "experiment_id": experiment_id,
+    from study.uris import mask_uri, mask_words
+
+    record = {"name": settings.name, "tracking_uri": mask_uri(settings.tracking_uri), "experiment_id": experiment_id,
               "parent_run_id": parent_run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "argv": list(settings.argv)}
+              "argv": mask_words(settings.argv)}
     settings.study_dir.mkdir(parents=True, exist_ok=True)
     temporary = settings.study_json.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")

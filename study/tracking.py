@@ -44,7 +44,10 @@ def default_tracking_uri(studies_dir: Path) -> str:
 
 
 def ui_command(tracking_uri: str) -> str:
-    """The command that shows the runs (a server URI is opened in the browser directly)."""
+    """The command that shows the runs (a server URI is opened in the browser directly); secrets masked."""
+    from study.uris import mask_uri
+
+    tracking_uri = mask_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri} in a browser"
     return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from janus.errors import UserError
 from janus.protocol import TaskReport, run_experiment
 from janus.runtime import device_description, git_sha, package_versions, resolve_device
 from study.configs import resolve, trial_overrides
@@ -63,7 +65,18 @@ def load_checkpoint(checkpoint) -> dict:
     if checkpoint is None:
         return {}
     with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+        return read_checkpoint(Path(folder, CHECKPOINT_FILE))
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A trial checkpoint holds tensors and plain containers only, and is read that way: a planted file
+    that would run code when unpickled is refused (the storage path is a trust boundary)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0][:300]
+        raise UserError(f"trial checkpoint {path} holds more than tensors and plain containers ({first}); "
+                        "it was not written by this harness: delete it, or resume without it") from None
 
 
 class TaskReporter:

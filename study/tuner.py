@@ -74,7 +74,8 @@ def scheduler(plan: StagePlan, settings: StudySettings):
 
 
 def run_config(plan: StagePlan, settings: StudySettings, tracking: StudyTracking) -> RunConfig:
-    recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking)
+    recorder = StudyRecorder(settings.name, plan.stage, settings.results_path, tracking,
+                             early_stopping=plan.stage == "search" and scheduler(plan, settings) is not None)
     return RunConfig(name=plan.name, storage_path=settings.tune_storage,
                      failure_config=FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                      checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=[recorder, JsonLoggerCallback()],

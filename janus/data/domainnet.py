@@ -59,9 +59,18 @@ def read_lists(base: Path, domains: tuple[str, ...], split: str, root: Path) -> 
             parts = line.split()
             if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
                 raise UserError(f"{listing}:{number}: expected `<domain>/<class>/<file> <label>`, got {line!r}")
-            paths.append(parts[0])
+            paths.append(inside(base, parts[0], f"{listing}:{number}"))
             labels.append(int(parts[1]))
     return paths, labels
+
+
+def inside(base: Path, relative: str, where: str) -> str:
+    """`relative` if it names a file below `base` (no absolute paths, no `..` out of it); else a UserError."""
+    resolved = (base / relative).resolve()
+    if Path(relative).is_absolute() or not resolved.is_relative_to(base.resolve()):
+        raise UserError(f"{where}: {relative!r} points outside the data set folder {base}; list files name "
+                        "images relative to it (`<domain>/<class>/<file> <label>`)")
+    return relative
 
 
 def class_names(paths: list[str], labels: list[int]) -> tuple[str, ...]:

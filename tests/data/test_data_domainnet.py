@@ -40,3 +40,16 @@ def test_unknown_domain_and_bad_list_line(fx, tmp_path):
     (base / "clipart_test.txt").write_text("clipart/airplane/x.jpg\n")
     with pytest.raises(UserError, match="clipart_test.txt:1: expected"):
         build_scenario(fx.config(dataset="domainnet", root=str(tmp_path), domains=("clipart",)), seed=0)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "clipart/../../outside.jpg"])
+def test_list_entries_outside_the_data_root_are_rejected(fx, tmp_path, bad):
+    from janus.data.domainnet import read_lists
+
+    base = tmp_path / "domainnet"
+    base.mkdir()
+    (base / "clipart_train.txt").write_text(f"clipart/a/1.jpg 0\n{bad} 1\n")
+    with pytest.raises(UserError, match=r"clipart_train.txt:2: .* points outside the data set folder"):
+        read_lists(base, ("clipart",), "train", tmp_path)
+    (base / "clipart_train.txt").write_text("clipart/a/1.jpg 0\nclipart/b/../a/2.jpg 1\n")
+    assert read_lists(base, ("clipart",), "train", tmp_path)[0] == ["clipart/a/1.jpg", "clipart/b/../a/2.jpg"]
