@@ -9,7 +9,7 @@ from janus.offline import apply_offline_defaults
 
 apply_offline_defaults()
 
-__all__ = ["run_experiment", "ExperimentResult", "ExperimentConfig"]
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment"]
 
 
 def __getattr__(name):  # lazy: `import janus.config` must not import torch's whole stack

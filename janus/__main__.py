@@ -15,8 +15,7 @@ import argparse
 import sys
 import time
 
-from janus.errors import UserError
-
+from janus.errors import DEBUG_HELP, OneLineParser, UserError, run_cli
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -37,27 +36,27 @@ def print_task(report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m janus", description=__doc__,
+    return run_cli(_main, list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
+    parser = OneLineParser(prog="python -m janus", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. optim.lr=1e-3 (repeatable)")
     args = parser.parse_args(argv)
-    try:
-        from janus.classifier import DESCRIPTIONS
-        from janus.config import ExperimentConfig
-        from janus.protocol import run_experiment
-        from janus.recipes import single_run
+    from janus.classifier import DESCRIPTIONS
+    from janus.config import ExperimentConfig
+    from janus.protocol import run_experiment
+    from janus.recipes import single_run
 
-        overrides = parse_overrides(args.set)
-        cfg = ExperimentConfig.from_dict({**single_run(overrides.get("method.name", "janus")), **overrides})
-        print(f"{cfg.method.name} on {cfg.data.dataset} ({cfg.data.tasks} tasks), backbone {cfg.backbone.name}, "
-              f"classifier: {DESCRIPTIONS.get(cfg.eval.classifier, cfg.eval.classifier)}", flush=True)
-        start = time.perf_counter()
-        result = run_experiment(cfg, on_task_end=print_task)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    m = result.metrics
+    overrides = parse_overrides(args.set)
+    cfg = ExperimentConfig.from_dict({**single_run(overrides.get("method.name", "janus")), **overrides})
+    print(f"{cfg.method.name} on {cfg.data.dataset} ({cfg.data.tasks} tasks), backbone {cfg.backbone.name}, "
+          f"classifier: {DESCRIPTIONS.get(cfg.eval.classifier, cfg.eval.classifier)}", flush=True)
+    start = time.perf_counter()
+    m = run_experiment(cfg, on_task_end=print_task).metrics
     print(f"done in {time.perf_counter() - start:.1f}s: ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  "
           f"BWT {m['bwt']:.2f}  FGT {m['fgt']:.2f}  (task-averaged ACC {m['acc_task']:.2f})")
     return 0

@@ -72,8 +72,7 @@ def build_backbone(cfg: BackboneConfig, img_size: int | None = None) -> nn.Modul
     if cfg.name == "test":
         kwargs.update(TEST_KWARGS)
     if cfg.weights:
-        model = timm.create_model(model_name, pretrained=True,
-                                  pretrained_cfg_overlay=weights_overlay(cfg.weights), **kwargs)
+        model = _create_from_file(model_name, cfg.weights, kwargs)
     elif cfg.pretrained and cfg.name != "test":
         model = _create_from_hub(model_name, kwargs)
     else:
@@ -96,6 +95,46 @@ def build_tiny_pretrained(cfg: BackboneConfig, img_size: int | None) -> nn.Modul
     overlay = {**weights_overlay(str(ensure_backbone(cfg.name))), "mean": (recipe.mean,) * 3,
                "std": (recipe.std,) * 3, "num_classes": 0}
     return freeze(timm.create_model(recipe.model, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs))
+
+
+def _create_from_file(model_name: str, path: str, kwargs: dict) -> nn.Module:
+    """timm model with a local checkpoint; a file of another architecture or a damaged one is one line."""
+    from safetensors import SafetensorError
+
+    overlay = weights_overlay(path)
+    try:
+        return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    except (RuntimeError, KeyError, ValueError, OSError, SafetensorError) as error:
+        problem = str(error).strip().splitlines()
+        first = next((line.strip() for line in problem if "size mismatch" in line or "Missing key" in line),
+                     problem[0] if problem else type(error).__name__)
+        raise UserError(f"weights file {path!r} does not fit {model_name!r}: {first[:300]}; the file seems to hold "
+                        f"{describe_checkpoint(path)}; pass that architecture as --backbone or another file") from None
+
+
+def describe_checkpoint(path: str) -> str:
+    """'a ViT with width 768, patch 16, 12 blocks' read from a checkpoint's tensors, or why it cannot be read."""
+    import re
+
+    import torch
+
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        elif path.endswith(".npz"):
+            return "an original-JAX .npz checkpoint"
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else {}
+    except Exception as error:  # noqa: BLE001  (any failure to read means "damaged or not a checkpoint")
+        return f"nothing readable ({type(error).__name__}: a damaged or non-checkpoint file)"
+    patch = state.get("patch_embed.proj.weight")
+    if patch is None:
+        return f"no ViT patch embedding ({len(state)} tensors)"
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
+    return f"a ViT with width {patch.shape[0]}, patch {patch.shape[-1]}, {len(blocks)} blocks"
 
 
 def weights_overlay(path: str) -> dict:

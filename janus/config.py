@@ -79,6 +79,10 @@ class OptimConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size"):
             positive(f"optim.{name}", getattr(self, name))
+        for name, valid in (("optimizer", ("adam", "sgd")), ("schedule", ("inflora_cosine", "cosine", "constant")),
+                            ("precision", ("auto", "fp32", "bf16"))):
+            if getattr(self, name) not in valid:
+                raise UserError(f"unknown optim.{name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
         if self.lr <= 0:
             raise UserError(f"optim.lr must be positive, got {self.lr}")
         if self.max_steps_per_epoch is not None:
@@ -88,6 +92,10 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     classifier: str = "heads"     # heads: the method's own (per-task linear heads) | nme: nearest class mean
+
+    def __post_init__(self):
+        if self.classifier not in ("heads", "nme"):
+            raise UserError(f"eval.classifier={self.classifier!r} is not one of heads, nme")
 
 
 @dataclass(frozen=True)
@@ -231,9 +239,7 @@ def _coerce_scalar(value, kind, name: str):
     elif kind is int:
         if isinstance(value, bool):
             pass
-        elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-            return int(value)
-        elif isinstance(value, str) and value.lstrip("-").isdigit():
+        elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()) or isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

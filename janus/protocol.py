@@ -19,9 +19,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,11 +30,18 @@ from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.classifier import NMEClassifier, check_classifier
 from janus.config import ExperimentConfig
 from janus.data import build_scenario, make_loader
-from janus.metrics import mean_over_all_tasks, summarize
 from janus.methods import Method, MethodContext, TaskInfo, build_method, resolve_config
-from janus.runtime import (autocast, configure_device, num_workers, peak_memory_mb, resolve_device, rng_state,
-                           seed_everything,
-                           set_rng_state)
+from janus.metrics import mean_over_all_tasks, summarize
+from janus.runtime import (
+    autocast,
+    configure_device,
+    num_workers,
+    peak_memory_mb,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from janus.training import train_task
 
 

@@ -45,7 +45,12 @@ def load(name: str) -> ModuleType:
     if name not in available():
         raise UserError(f"unknown search space {name!r}; choose from {', '.join(available())} "
                         "(or write search_spaces/<name>.py, see search_spaces/__init__.py)")
-    module = importlib.import_module(f"{__name__}.{name}")
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except SyntaxError as error:
+        raise UserError(f"search space {name!r}: {error.filename}:{error.lineno}: {error.msg}") from None
+    except Exception as error:  # noqa: BLE001  (a user's module may raise anything on import)
+        raise UserError(f"search space {name!r} failed to import: {type(error).__name__}: {error}") from None
     problems = format_problems(module) or key_problems(module)
     if problems:
         raise UserError(f"search space {name!r}: {problems[0]}")

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from janus import recipes
-from janus.errors import UserError
+from janus.errors import DEBUG_HELP, UserError
 from study.settings import StudySettings, latest_study, read_study_json
 from study.tracking import default_tracking_uri
 
@@ -20,7 +20,7 @@ from study.tracking import default_tracking_uri
 DEFAULT_METHODS = recipes.METHODS
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
-RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri"}
+RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri", "debug"}
 
 EPILOG = """examples:
   python -m study.run                                              # embedded default (CPU, minutes)
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m study.run", epilog=EPILOG,
+    parser = _Parser(prog="python -m study.run", epilog=EPILOG, allow_abbrev=False,
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Run a study: methods x datasets x backbones x seeds (or an Optuna search) as "
                                  "Ray Tune trials, each the full sequential protocol; every trial in MLflow, "
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(parser.add_argument_group("searches"))
     _resource_flags(parser.add_argument_group("resources and faults"))
     _store_flags(parser.add_argument_group("where things go"))
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
 
 
@@ -249,7 +250,7 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def default_name(datasets: tuple[str, ...], backbones: tuple[str, ...]) -> str:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.urandom(2).hex()}"  # unique within a second
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{'+'.join(datasets)}-{'+'.join(backbones)}-{stamp}")[:100]
 
 

@@ -44,6 +44,24 @@ def ray_session(address: str | None):
         ray.shutdown()
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """An explicit `host:port` (or `ray://host:port`) must accept a connection within `timeout_s`: otherwise
+    ray.init waits for a long time. `auto` and `local` are Ray's own look-ups."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r}: expected host:port, ray://host:port, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise UserError(f"no Ray cluster answers at {address} ({error.strerror or error}); start it with "
+                        "`ray start --head` (or `ray up ray_cluster.yaml`), check the address, and set "
+                        "RAY_AUTH_TOKEN if the cluster uses token authentication") from None
+
+
 def trial_resources(cpus: float, gpus: float | None) -> dict[str, float]:
     """{"cpu", "gpu"} per trial; gpus=None -> 1 when the cluster has a GPU, else 0. Fails fast if no
     node of the cluster could ever hold one trial."""

@@ -13,6 +13,7 @@ neither finished nor failed was interrupted, and the study stops there with the 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -24,10 +25,18 @@ from study.cells import Cell, build_cells
 from study.checks import check_study
 from study.recorder import StudyRecorder
 from study.settings import StudySettings, read_study_json, write_study_json
+from study.tracking import (
+    StudyTracking,
+    check_tracking_uri,
+    finish_study,
+    open_study,
+    reopen_study,
+    ui_command,
+)
 from study.uris import mask_words
-from study.tracking import StudyTracking, finish_study, open_study, reopen_study, ui_command
 
 INTERRUPTED = 130
+CLAIM_FILE = ".claimed"   # created exclusively: the one process that owns a new study folder
 
 
 class Interrupted(Exception):
@@ -37,8 +46,12 @@ class Interrupted(Exception):
 def run_study(settings: StudySettings) -> int:
     cells = build_cells(settings)
     spaces = check_study(settings, cells)
+    check_tracking_uri(settings.tracking_uri)
+    from study.cluster import check_address, ray_session, trial_resources
+
+    if settings.address:
+        check_address(settings.address)
     check_study_dir(settings)
-    from study.cluster import ray_session, trial_resources
 
     with ray_session(settings.address):
         resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
@@ -69,12 +82,26 @@ def exit_code(frame, settings: StudySettings) -> int:
 
 
 def check_study_dir(settings: StudySettings) -> None:
-    """A new study needs a fresh folder; a resumed one needs its study.json."""
+    """A new study claims its folder atomically (a second start with the same name fails here, not later);
+    a resumed one needs its study.json. Runs after every other check, so a failed check leaves nothing."""
     if settings.resume:
         read_study_json(settings.study_dir)
-    elif settings.study_dir.exists() and any(settings.study_dir.iterdir()):
-        raise UserError(f"study {settings.name!r} already exists in {settings.studies_dir}; continue it with "
-                        "--resume or choose another --study name")
+        return
+    try:
+        settings.studies_dir.mkdir(parents=True, exist_ok=True)
+        settings.study_dir.mkdir()
+    except FileExistsError:
+        if any(settings.study_dir.iterdir()):
+            raise UserError(f"study {settings.name!r} already exists in {settings.studies_dir}; continue it "
+                            "with --resume or choose another --study name") from None
+    except OSError as error:
+        raise UserError(f"cannot create the study folder {settings.study_dir} ({error.strerror}); choose a "
+                        "writable --studies-dir") from None
+    try:
+        os.close(os.open(settings.study_dir / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise UserError(f"study {settings.name!r} is being started by another process; choose another "
+                        "--study name") from None
 
 
 def start_tracking(settings: StudySettings) -> StudyTracking:

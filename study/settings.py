@@ -100,7 +100,14 @@ def read_study_json(study_dir: Path) -> dict:
     path = study_dir / "study.json"
     if not path.is_file():
         raise UserError(f"{study_dir} is not a study (no study.json); start it without --resume")
-    return json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise UserError(f"{path} is damaged ({error}); restore it from a backup or start a new study") from None
+    missing = [key for key in STUDY_JSON_KEYS if key not in saved] if isinstance(saved, dict) else STUDY_JSON_KEYS
+    if missing:
+        raise UserError(f"{path} is damaged (no {', '.join(missing)}); restore it or start a new study")
+    return saved
 
 
 def latest_study(studies_dir: Path) -> Path:

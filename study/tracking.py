@@ -20,8 +20,11 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from janus.errors import UserError
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
@@ -59,9 +62,50 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """A known MLflow scheme, and a server that answers within `timeout_s` (http/https); else one line."""
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    from study.uris import mask_uri
+
+    scheme = tracking_uri.split("://", 1)[0].split("+", 1)[0] if "://" in tracking_uri else "file"
+    if scheme not in SCHEMES:
+        raise UserError(f"--tracking-uri {mask_uri(tracking_uri)!r}: unknown scheme {scheme!r}; use one of "
+                        f"{', '.join(SCHEMES)}")
+    if scheme in ("http", "https"):
+        try:
+            with urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s):
+                pass
+        except (URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise UserError(f"MLflow server {mask_uri(tracking_uri)} does not answer ({reason}); start it, or "
+                            "drop --tracking-uri for the local sqlite store") from None
+
+
+@contextmanager
+def store_lock(tracking_uri: str):
+    """Serialise the creation of a local sqlite store: two studies starting at once would both run
+    MLflow's schema migration on a new file, and the second fails."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(database) + ".lock", timeout=120):
+        yield
+
+
 def open_study(name: str, tracking_uri: str, artifact_dir: Path, tags: dict, params: dict) -> StudyTracking:
     """Create (or reuse) the study's experiment and start its parent run."""
-    mlflow_client = client(tracking_uri)
+    with store_lock(tracking_uri):
+        mlflow_client = client(tracking_uri)
+        mlflow_client.search_experiments(max_results=1)  # creates and migrates a new store, under the lock
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
         location = None if tracking_uri.startswith(("http://", "https://")) else Path(artifact_dir).as_uri()

@@ -13,6 +13,7 @@ import numpy as np
 
 from janus.data.roots import missing, require_dir
 from janus.data.sources import ArraySource, SourceData
+from janus.errors import UserError
 
 LAYOUT = "cifar-100-python/{train,test,meta} (the official CIFAR-100 python version)"
 
@@ -44,5 +45,13 @@ def _load_split(path: Path) -> ArraySource:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
+        raise UserError(f"{path} is not a CIFAR-100 python pickle ({type(error).__name__}); replace it with the "
+                        f"official file ({LAYOUT})") from None
+    if not isinstance(entry, dict):
+        raise UserError(f"{path} is not a CIFAR-100 python pickle (holds {type(entry).__name__}); replace it "
+                        f"with the official file ({LAYOUT})")
+    return entry

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from janus.errors import UserError
+
 
 class Source(Protocol):
     labels: np.ndarray
@@ -57,8 +59,13 @@ class FileSource:
         return len(self.paths)
 
     def load(self, index: int) -> Image.Image:
-        with Image.open(self.base / self.paths[index]) as image:
-            return image.convert("RGB")
+        path = self.base / self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+            raise UserError(f"cannot read image {path} ({type(error).__name__}: {error}); replace or remove "
+                            "the file") from None
 
 
 class ArraySource:

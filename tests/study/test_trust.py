@@ -127,3 +127,35 @@ def test_an_optional_key_can_be_reset_and_retry_failed_needs_resume(tmp_path):
     assert ExperimentConfig.from_dict({"data.max_train_per_class": "None"}).data.max_train_per_class is None
     with pytest.raises(UserError, match="add --resume"):
         parse_settings(["--studies-dir", str(tmp_path), "--retry-failed"])
+
+
+def test_two_starts_of_one_study_name_claim_the_folder_once(tmp_path):
+    from study.driver import check_study_dir
+
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--study", "same", "--backbone", "test"])
+    check_study_dir(settings)
+    with pytest.raises(UserError, match="being started by another process|already exists"):
+        check_study_dir(settings)
+
+
+def test_default_names_are_unique_within_a_second():
+    from study.cli import default_name
+
+    names = {default_name(("digits",), ("test",)) for _ in range(50)}
+    assert len(names) > 45
+
+
+def test_a_new_sqlite_store_is_created_under_a_lock_by_concurrent_starts(tmp_path):
+    """Two processes opening studies on a new sqlite file at once: without the lock the second fails in
+    MLflow's schema migration (seen: alembic "expected to match one row"); with it both open."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from study.tracking import open_study; "
+            "open_study(sys.argv[1], sys.argv[2], Path(sys.argv[3]), {}, {}); print('opened')")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    procs = [subprocess.Popen([sys.executable, "-c", code, name, uri, str(tmp_path / name)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 and "opened" in out for p, (out, _) in zip(procs, outputs)), outputs
