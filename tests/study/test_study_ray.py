@@ -56,12 +56,34 @@ def test_optuna_search_then_replicate_the_best(local_ray, tmp_path):
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(local_ray, tmp_path):
     argv = tiny_study(tmp_path, "fail", "--seeds", "1", "--set", "optim.lr=1e30", "--set", "optim.head_lr=1e30")
-    assert main(argv) == 0
+    assert main(argv) == 1   # every trial failed: the study says so with its exit status
     rows = pl.read_parquet(tmp_path / "fail" / "results.parquet")
     assert rows.height == 1 and rows["status"][0] == "failed" and "NonFiniteLoss" in rows["error"][0]
     assert rows["acc"].is_null().all()
     _, _, children = study_runs(tmp_path / "fail")
     assert [c.info.status for c in children] == ["FAILED"] and "NonFiniteLoss" in children[0].data.tags["error"]
+
+
+def test_ctrl_c_before_the_first_report_leaves_the_trial_unfinished(local_ray, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the only trial runs its
+    first task: exit 130, no results row (not a false "failed"), and --resume completes it."""
+    import os
+
+    argv = tiny_study(tmp_path, "early", "--seeds", "1", "--set", "optim.epochs=40")
+    driver = subprocess.Popen([sys.executable, "-m", "study.run", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None and not list((tmp_path / "early").glob("ray/grid/seq-lora*")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(driver.pid, signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "--resume" in output, output
+    results_file = tmp_path / "early" / "results.parquet"
+    assert not results_file.exists() or pl.read_parquet(results_file).height == 0
+    assert main(["--studies-dir", str(tmp_path), "--study", "early", "--resume"]) == 0
+    rows = pl.read_parquet(results_file)
+    assert rows.height == 1 and rows["status"].to_list() == ["completed"]
 
 
 def test_gpus_the_cluster_lacks_fail_at_once(local_ray, tmp_path, capsys):
