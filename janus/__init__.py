@@ -1,13 +1,10 @@
 """Janus-LoRA for class-incremental learning on pre-trained ViTs (timm).
 
 `janus.run_experiment(config)` runs the full sequential protocol and returns the accuracy matrix and metrics.
-Importing the package turns off Ray usage stats, MLflow telemetry and hub look-ups unless the user set them
-(see `janus.offline`).
+Importing the package changes nothing in the process environment; the command-line entry points
+(`python -m janus`, `python -m janus.pretrain`, `python -m study.run`, `python -m analysis.*`) turn off Ray usage
+stats, MLflow telemetry and hub look-ups unless the user set them or passed `--online` (`janus.offline`).
 """
-
-from janus.offline import apply_offline_defaults
-
-apply_offline_defaults()
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment"]
 

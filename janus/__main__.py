@@ -16,6 +16,7 @@ import sys
 import time
 
 from janus.errors import DEBUG_HELP, OneLineParser, UserError, run_cli
+from janus.offline import ONLINE_FLAG, ONLINE_HELP, entry_point_policy
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -36,13 +37,16 @@ def print_task(report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    entry_point_policy(argv)
+    return run_cli(_main, argv)
 
 
 def _main(argv: list[str]) -> int:
     parser = OneLineParser(prog="python -m janus", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument(ONLINE_FLAG, action="store_true", help=ONLINE_HELP)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. optim.lr=1e-3 (repeatable)")
     args = parser.parse_args(argv)

@@ -46,6 +46,7 @@ class DataConfig:
     synthetic_test_per_class: int = 20
     max_train_per_class: int | None = None  # cap for quick runs; None = all
     max_test_per_class: int | None = None
+    skip_unreadable: bool = False  # skip (and count) missing, empty or non-image files instead of failing
 
 
 @dataclass(frozen=True)

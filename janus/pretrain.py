@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                         "./data, then Debian's /usr/share/datasets)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a cached copy exists")
     args = parser.parse_args(argv)
+    from janus.offline import apply_offline_defaults
+
+    apply_offline_defaults()
     try:
         path = ensure_backbone(args.backbone, args.data_root, force=args.force)
     except UserError as error:

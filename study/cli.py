@@ -12,6 +12,7 @@ from pathlib import Path
 
 from janus import recipes
 from janus.errors import DEBUG_HELP, UserError
+from janus.offline import ONLINE_FLAG, ONLINE_HELP
 from study.settings import StudySettings, latest_study, read_study_json
 from study.tracking import default_tracking_uri
 
@@ -20,7 +21,7 @@ from study.tracking import default_tracking_uri
 DEFAULT_METHODS = recipes.METHODS
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
-RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri", "debug"}
+RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri", "debug", "online"}
 
 EPILOG = """examples:
   python -m study.run                                              # embedded default (CPU, minutes)
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resource_flags(parser.add_argument_group("resources and faults"))
     _store_flags(parser.add_argument_group("where things go"))
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument(ONLINE_FLAG, action="store_true", help=ONLINE_HELP)
     return parser
 
 

@@ -55,6 +55,8 @@ def run_study(settings: StudySettings) -> int:
 
     with ray_session(settings.address):
         resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+        if not settings.resume:
+            claim_study_dir(settings)  # the last check, so a failed one leaves no folder behind
         tracking = start_tracking(settings)
         announce(settings, cells)
         try:
@@ -82,18 +84,27 @@ def exit_code(frame, settings: StudySettings) -> int:
 
 
 def check_study_dir(settings: StudySettings) -> None:
-    """A new study claims its folder atomically (a second start with the same name fails here, not later);
-    a resumed one needs its study.json. Runs after every other check, so a failed check leaves nothing."""
+    """A resumed study needs its study.json; a new one a writable studies folder and an unused name."""
     if settings.resume:
         read_study_json(settings.study_dir)
         return
     try:
         settings.studies_dir.mkdir(parents=True, exist_ok=True)
-        settings.study_dir.mkdir()
-    except FileExistsError:
-        if any(settings.study_dir.iterdir()):
-            raise UserError(f"study {settings.name!r} already exists in {settings.studies_dir}; continue it "
-                            "with --resume or choose another --study name") from None
+    except OSError as error:
+        raise UserError(f"cannot create the studies folder {settings.studies_dir} ({error.strerror}); choose a "
+                        "writable --studies-dir") from None
+    if not os.access(settings.studies_dir, os.W_OK):
+        raise UserError(f"the studies folder {settings.studies_dir} is not writable; choose a writable "
+                        "--studies-dir")
+    if settings.study_dir.exists() and any(settings.study_dir.iterdir()):
+        raise UserError(f"study {settings.name!r} already exists in {settings.studies_dir}; continue it "
+                        "with --resume or choose another --study name")
+
+
+def claim_study_dir(settings: StudySettings) -> None:
+    """Create the new study's folder and claim it atomically: of two starts with one name, one fails here."""
+    try:
+        settings.study_dir.mkdir(exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create the study folder {settings.study_dir} ({error.strerror}); choose a "
                         "writable --studies-dir") from None

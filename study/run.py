@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import sys
 
-import janus  # noqa: F401  (first: turns off Ray usage stats, MLflow telemetry and hub look-ups)
 from janus.errors import run_cli
+from janus.offline import entry_point_policy
 
 
 def main(argv: list[str] | None = None) -> int:
-    from study.cli import argv_or_sys, parse_settings
+    argv = list(sys.argv[1:] if argv is None else argv)
+    entry_point_policy(argv)  # first: Ray usage stats, MLflow telemetry and (unless --online) hub look-ups off
+    from study.cli import parse_settings
     from study.driver import run_study
 
-    return run_cli(lambda args: run_study(parse_settings(args)), argv_or_sys(argv))
+    return run_cli(lambda args: run_study(parse_settings(args)), argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from janus.data.registry import get_builder
 from janus.data.roots import resolve_root
+from janus.data.screening import screen
 from janus.data.sources import Source, SourceData
 from janus.data.splits import VAL_SEED, stratified_split
 from janus.data.transforms import NORMALIZATIONS, MeanStd, build_transforms
@@ -81,7 +82,7 @@ def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
     check_config(cfg)
     builder = get_builder(cfg.dataset)
     root = resolve_root(cfg.root)
-    data: SourceData = builder(cfg, root)
+    data: SourceData = screen(builder(cfg, root), bool(cfg.skip_unreadable))
     num_classes = len(data.class_names)
     check_tasks(num_classes, int(cfg.tasks), data.name)
     order_seed = seed if cfg.order_seed is None else cfg.order_seed

@@ -130,11 +130,15 @@ def test_an_optional_key_can_be_reset_and_retry_failed_needs_resume(tmp_path):
 
 
 def test_two_starts_of_one_study_name_claim_the_folder_once(tmp_path):
-    from study.driver import check_study_dir
+    from study.driver import check_study_dir, claim_study_dir
 
     settings = parse_settings(["--studies-dir", str(tmp_path), "--study", "same", "--backbone", "test"])
     check_study_dir(settings)
-    with pytest.raises(UserError, match="being started by another process|already exists"):
+    check_study_dir(settings)          # both starts pass the early check ...
+    claim_study_dir(settings)
+    with pytest.raises(UserError, match="being started by another process"):
+        claim_study_dir(settings)      # ... and only one claims the folder
+    with pytest.raises(UserError, match="already exists"):
         check_study_dir(settings)
 
 
