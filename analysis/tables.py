@@ -96,10 +96,22 @@ def _paper_table(layout: Layout, cells: pl.DataFrame) -> Table | None:
     return Table(f"{layout.name}_vs_paper", f"{layout.title}: paper vs ours", compared, stub, notes)
 
 
+def classifier_note(results: pl.DataFrame) -> str:
+    """The caption sentence that says how the trials predicted (eval.classifier; absent = per-task heads)."""
+    from janus.classifier import DESCRIPTIONS
+
+    column = "cfg.eval.classifier"
+    used = sorted(set(results[column].fill_null("heads").to_list())) if column in results.columns else ["heads"]
+    if not results.height:
+        return ""
+    return "Prediction: " + " / ".join(DESCRIPTIONS.get(u, u) for u in used) + "."
+
+
 def build_tables(results: pl.DataFrame, paper: bool = False, names=TABLE_NAMES) -> list[Table]:
     """Every applicable table of `names` for these trial rows; with `paper`, each followed by its
     paper-vs-ours comparison where the paper reports some of its cells."""
     agg, note = summarize(results)
+    note = " ".join(s for s in (classifier_note(results), note) if s)
     tables = []
     for layout in (layout for layout in LAYOUTS if layout.name in names):
         cells = layout.build(agg)

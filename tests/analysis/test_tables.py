@@ -34,13 +34,13 @@ EXPECTED_MARKDOWN = """\
 | Janus-LoRA |      **76.00** ± 1.00 |      **81.50** ± 0.50 |           -6.50 ± 0.50 |
 
 Mean ± sample standard deviation (ddof=1) over 3 seeds; a cell marked (n=k) has k. Best per column in bold. \
-Excluded: 2 failed or unfinished trials (InfLoRA, ImageNet-R (T=10): 1; Janus-LoRA, ImageNet-R (T=10): 1).
+Excluded: 2 failed or unfinished trials (InfLoRA, ImageNet-R (T=10): 1; Janus-LoRA, ImageNet-R (T=10): 1). Prediction: per-task linear heads.
 """
 
 EXPECTED_LATEX = r"""% needs \usepackage{booktabs} (and amssymb, pifont for check marks and circled numbers)
 \begin{table}[t]
 \centering
-\caption{Main results (ACC / MAA / BWT, \%). Mean $\pm$ sample standard deviation (ddof=1) over 3 seeds; a cell marked (n=k) has k. Best per column in bold. Excluded: 2 failed or unfinished trials (InfLoRA, ImageNet-R (T=10): 1; Janus-LoRA, ImageNet-R (T=10): 1).}
+\caption{Main results (ACC / MAA / BWT, \%). Mean $\pm$ sample standard deviation (ddof=1) over 3 seeds; a cell marked (n=k) has k. Best per column in bold. Excluded: 2 failed or unfinished trials (InfLoRA, ImageNet-R (T=10): 1; Janus-LoRA, ImageNet-R (T=10): 1). Prediction: per-task linear heads.}
 \label{tab:main}
 \begin{tabular}{l ccc}
 \toprule
@@ -139,7 +139,7 @@ def test_gr_plugin_and_oe_vs_gpm_bold_within_each_row():
         " **-4.00** ± 0.00 |")]
     assert tables["oe_vs_gpm"][4] == ("| CIFAR-100 (T=10) | 70.50 ± 0.71 | **80.00** ± 0.00 | -9.00 ± 0.00 |"
                                       " **71.50** ± 0.71 | **80.00** ± 0.00 | **-6.00** ± 0.00 |")
-    assert tables["oe_vs_gpm"][-1] == "Mean ± sample standard deviation (ddof=1) over 2 seeds. Best per row and metric in bold."
+    assert tables["oe_vs_gpm"][-1] == "Mean ± sample standard deviation (ddof=1) over 2 seeds. Best per row and metric in bold. Prediction: per-task linear heads."
 
 
 def test_backbone_and_imagenet_r_tables_appear_only_with_their_dimension():
@@ -178,3 +178,15 @@ def test_unset_flags_take_the_methods_defaults():
     assert agg.select("method", "oe", "gr", "dml").rows() == [
         ("janus", True, True, True), ("lora-gpm", None, False, None), ("inflora", None, None, None),
         ("janus", True, False, True), ("lora-drs", None, True, None)]
+
+
+def test_caption_names_the_classifier():
+    import polars as pl
+
+    from analysis.tables import classifier_note
+
+    assert classifier_note(pl.DataFrame({"cfg.eval.classifier": ["nme", "nme"]})) == \
+        "Prediction: NME on class prototypes."
+    assert classifier_note(pl.DataFrame({"x": [1]})) == "Prediction: per-task linear heads."
+    assert classifier_note(pl.DataFrame({"cfg.eval.classifier": ["nme", None]})) == \
+        "Prediction: per-task linear heads / NME on class prototypes."
