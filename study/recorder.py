@@ -48,7 +48,8 @@ class StudyRecorder(tune.Callback):
         if not run.logged_steps:
             run.set_tags({"git_sha": result["git_sha"], "device": result["device"],
                           **{f"version.{k}": v for k, v in json.loads(result["versions_json"]).items()}})
-        run.log_task(int(result["task"]), {k: result[k] for k in TASK_METRICS if k in result})
+        run.log_task(int(result["task"]), {**{k: result[k] for k in TASK_METRICS if k in result},
+                                           **task_streams(result)})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if not stopped_by_scheduler_or_done(trial.last_result or {}, trial.config, self.early_stopping):
@@ -78,6 +79,21 @@ class StudyRecorder(tune.Callback):
         row, config = row_for(self.study, self.stage, trial_id, tune_config, last_result, error)
         results.upsert(self.results_path, [row], results.cfg_dtypes(config))
         return row
+
+
+def task_streams(result: dict) -> dict[str, float]:
+    """Per-task accuracy after the current task t as metric streams: `acc_task_<j>` (j = 1..t+1, 1-based as
+    the console prints tasks; the MLflow step stays the 0-based task index), `acc_new` (task t's own test
+    accuracy) and `acc_old` (tasks before t, pooled by test size; absent on the first task)."""
+    task, matrix, sizes = int(result.get("task", 0)), result.get("acc_matrix") or [], result.get("n_test") or []
+    if len(matrix) <= task:
+        return {}
+    row = matrix[task][: task + 1]
+    streams = {f"acc_task_{j + 1}": float(v) for j, v in enumerate(row)}
+    streams["acc_new"] = float(row[task])
+    if task and len(sizes) > task and sum(sizes[:task]):
+        streams["acc_old"] = sum(a * n for a, n in zip(row[:task], sizes[:task])) / sum(sizes[:task])
+    return streams
 
 
 def stopped_by_scheduler_or_done(last_result: dict, tune_config: dict, early_stopping: bool) -> bool:

@@ -34,7 +34,9 @@ def test_grid_study_records_every_trial(local_ray, tmp_path):
     for child in children:
         assert child.info.status == "FINISHED" and _steps(client, child) == [0, 1]
         assert child.data.params["method.name"] == "seq-lora" and child.data.tags["ray_trial_id"] in set(rows["trial_id"])
-        assert {"final_acc", "final_val_acc_all"} <= set(child.data.metrics)
+        assert {"final_acc", "final_val_acc_all", "acc_task_1", "acc_task_2", "acc_new", "acc_old"} <= \
+            set(child.data.metrics)
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "acc_task_1")] == [0, 1]
         assert {a.path for a in client.list_artifacts(child.info.run_id)} >= {"acc_matrix.parquet", "config.json"}
     assert "grid/seq-lora/synthetic/test/t2/acc_mean" in parent.data.metrics
 

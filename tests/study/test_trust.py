@@ -163,3 +163,12 @@ def test_a_new_sqlite_store_is_created_under_a_lock_by_concurrent_starts(tmp_pat
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 and "opened" in out for p, (out, _) in zip(procs, outputs)), outputs
+
+
+def test_per_task_accuracy_streams():
+    from study.recorder import task_streams
+
+    result = {"task": 1, "acc_matrix": [[90.0, float("nan")], [60.0, 80.0]], "n_test": [10, 30]}
+    assert task_streams(result) == {"acc_task_1": 60.0, "acc_task_2": 80.0, "acc_new": 80.0, "acc_old": 60.0}
+    assert task_streams({"task": 0, "acc_matrix": [[90.0, float("nan")]], "n_test": [10, 30]}) == \
+        {"acc_task_1": 90.0, "acc_new": 90.0}
