@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import polars as pl
 
-FLAGS = {"oe": "cfg.method.oe", "gr": "cfg.method.gr", "dml": "cfg.method.dml"}
-# The flag options' defaults in the methods' Options dataclasses (a test keeps them in sync): a results row
-# leaves an option that was not set null, and the config_json records only the options that were set.
-FLAG_DEFAULTS = {"janus": {"oe": True, "gr": True, "dml": True}, "lora-gpm": {"gr": False},
-                 "lora-drs": {"gr": False}}
+# The ablation flags and the config columns that record them (studies before the `gr` sub-config wrote
+# `cfg.method.gr`). A results row leaves an option that was not set null: `flag_defaults` fills it from the
+# method's options dataclass, the one source of the defaults.
+FLAGS = {"oe": ("cfg.method.oe",), "gr": ("cfg.method.gr.enabled", "cfg.method.gr"), "dml": ("cfg.method.dml",)}
 BASE_KEYS = ("method", "dataset", "tasks", "backbone")
 GROUP_KEYS = (*BASE_KEYS, "oe", "gr", "dml", "epochs", "variant")
 TABLE_METRICS = ("acc", "maa", "bwt")
 # Config keys that name the group already or cannot change a result.
-IGNORED_CONFIG = {"cfg.method.name", "cfg.data.dataset", "cfg.data.tasks", "cfg.backbone.name", *FLAGS.values(),
+IGNORED_CONFIG = {"cfg.method.name", "cfg.data.dataset", "cfg.data.tasks", "cfg.backbone.name",
+                  *(c for columns in FLAGS.values() for c in columns),
                   "cfg.data.root", "cfg.backbone.weights", "cfg.optim.device", "cfg.optim.num_workers",
                   "cfg.optim.eval_batch_size"}
 
@@ -43,11 +43,25 @@ def table_rows(results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     return best, "Search-only study: the best search trial per method by val_acc_all (validation split)."
 
 
+def flag_defaults() -> dict[str, dict[str, bool]]:
+    """{method: {flag: default}} for the methods whose options have the flag (GR: `gr.enabled`)."""
+    from janus.methods import METHODS
+
+    result = {}
+    for name, cls in METHODS.items():
+        options = cls.Options()
+        values = {flag: getattr(getattr(options, flag, None), "enabled", getattr(options, flag, None))
+                  for flag in FLAGS}
+        if any(isinstance(v, bool) for v in values.values()):
+            result[name] = {flag: v for flag, v in values.items() if isinstance(v, bool)}
+    return result
+
+
 def _flag(rows: pl.DataFrame, name: str) -> pl.Expr:
     """The flag's value: as set, else the method's default, else null (a method without that option)."""
-    column = FLAGS[name]
-    value = pl.col(column).cast(pl.Boolean) if column in rows.columns else pl.lit(None, pl.Boolean)
-    defaults = {method: flags[name] for method, flags in FLAG_DEFAULTS.items() if name in flags}
+    present = [pl.col(c).cast(pl.Boolean) for c in FLAGS[name] if c in rows.columns]
+    value = pl.coalesce(present) if present else pl.lit(None, pl.Boolean)
+    defaults = {method: flags[name] for method, flags in flag_defaults().items() if name in flags}
     default = pl.col("method").replace_strict(defaults, default=None, return_dtype=pl.Boolean)
     return value.fill_null(default).alias(name)
 

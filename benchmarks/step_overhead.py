@@ -95,7 +95,7 @@ def compare(backbone_name: str, args, device) -> dict:
 def time_oe_update(method, device) -> float:
     """The end-of-task OE update on the statistics the timed steps collected."""
     moments = {name: acc.mean() for name, acc in method.recorder.accumulators.items()}
-    eps = energy_threshold(1, 2, method.options.eps_start, method.options.eps_end)
+    eps = energy_threshold(1, 2, method.options.threshold, method.options.threshold_end)
     bases = dict(method.bases)
     return timed(lambda: [expand_basis(bases[n], m, eps) for n, m in moments.items()], device)
 

@@ -143,12 +143,13 @@ def positive(name: str, value: int) -> None:
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> flat dotted dict; `method.params` entries become `method.<param>`."""
+    """Nested dict -> flat dotted dict; `method.params` entries become `method.<param>` (and a nested option
+    section such as `gr` becomes `method.gr.<field>`)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if name == "method.params":
-            flat.update({f"method.{k}": v for k, v in value.items()})
+            flat.update(flatten(value, "method."))
         elif isinstance(value, dict):
             flat.update(flatten(value, f"{name}."))
         else:
@@ -156,25 +157,52 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# Keys that moved: the old name keeps working and means the new one.
-MOVED_KEYS = {"method.classifier": "eval.classifier"}
+# The one alias table: keys that moved keep working and mean the new key. A method option may also be
+# qualified by its method (`method.lora-drs.margin`); the same renames apply after the method's name.
+MOVED_KEYS = {
+    "method.classifier": "eval.classifier",
+    # the shared GR sub-config (janus, lora-gpm, lora-drs): one name per knob
+    "method.gr_variant": "method.gr.variant", "method.gr_ridge": "method.gr.ridge",
+    "method.gr_balance": "method.gr.balance", "method.gr_on": "method.gr.hook",
+    "method.update_hook": "method.gr.hook",
+    # the energy threshold of every subspace method (janus OE, lora-gpm, inflora)
+    "method.eps_start": "method.threshold", "method.eps_end": "method.threshold_end",
+    "method.energy_criterion": "method.criterion",
+    "method.track_violation": "method.diagnostics",
+    # a knob of one method whose old name meant another knob elsewhere: only the qualified key moves
+    "method.lora-drs.margin": "method.lora-drs.triplet_margin",
+}
+
+
+def moved(key: str) -> str:
+    """The current name of a key (MOVED_KEYS), also for method-qualified keys (`method.<name>.<option>`)."""
+    if key in MOVED_KEYS:
+        return MOVED_KEYS[key]
+    parts = key.split(".")
+    if parts[0] == "method" and len(parts) == 3 and f"method.{parts[2]}" in MOVED_KEYS:
+        return f"method.{parts[1]}." + MOVED_KEYS[f"method.{parts[2]}"][len("method."):]
+    return key
 
 
 def nest(raw: dict) -> dict:
-    """Flat dotted dict (or a mix) -> nested dict; `method.<x>` other than name/params goes to params."""
+    """Flat dotted dict (or a mix) -> nested dict; `method.<x>...` other than name/params goes to params."""
     tree: dict = {}
     for key, value in raw.items():
-        key = MOVED_KEYS.get(key, key)
+        key = moved(key)
         parts = key.split(".")
-        if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
-            parts = ["method", "params", parts[1]]
+        if parts[0] == "method" and len(parts) >= 2 and parts[1] not in ("name", "params"):
+            parts = ["method", "params", *parts[1:]]
         node = tree
         for part in parts[:-1]:
+            if part in node and not isinstance(node[part], dict) and parts[:2] == ["method", "params"]:
+                node[part] = {"enabled": node[part]}   # `method.gr=true` then `method.gr.ridge=...`
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"config key {key!r} conflicts with a non-section value at {part!r}")
         if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
             _merge(node[parts[-1]], value)
+        elif isinstance(node.get(parts[-1]), dict) and parts[:2] == ["method", "params"]:
+            node[parts[-1]]["enabled"] = value          # `method.gr.ridge=...` then `method.gr=true`
         else:
             node[parts[-1]] = value
     return tree
@@ -202,11 +230,27 @@ def _build(cls, raw: dict, prefix: str):
     kwargs = {}
     for name, value in raw.items():
         kind = hints[name]
+        if is_dataclass(kind) and not isinstance(value, dict) and "enabled" in {f.name for f in fields(kind)}:
+            value = {"enabled": value}           # `method.gr=false` means `method.gr.enabled=false`
         if is_dataclass(kind):
-            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+            base = getattr(cls(), name) if _has_defaults(cls) else None
+            kwargs[name] = _build(kind, _merge_defaults(base, value), f"{prefix}{name}.")
         else:
             kwargs[name] = coerce(value, kind, f"{prefix}{name}")
     return cls(**kwargs)
+
+
+def _has_defaults(cls) -> bool:
+    return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+               for f in fields(cls))
+
+
+def _merge_defaults(base, value):
+    """A partial section (`{"enabled": False}`) on top of the owner's default for it, so that a method whose
+    default section differs from the section class's defaults (GR off in lora-gpm) keeps its other fields."""
+    if base is None or not is_dataclass(base) or not isinstance(value, dict):
+        return value
+    return {**{f.name: getattr(base, f.name) for f in fields(base)}, **value}
 
 
 def coerce(value, kind, name: str):

@@ -49,3 +49,9 @@ def run_cli(body, argv: list[str]) -> int:
         traceback.print_exception(caught)
     print(line, file=sys.stderr)
     return code
+
+
+def check_choice(option: str, value: str, valid) -> None:
+    """A clear message for a bad string option (the config checks only its type)."""
+    if value not in valid:
+        raise UserError(f"unknown method.{option} {value!r}; valid: {', '.join(valid)}")

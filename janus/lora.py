@@ -13,6 +13,7 @@ peft cannot adapt only the K and V slices of timm's fused qkv, hence this small 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -117,11 +118,55 @@ class AdaptedSlice:
 
     @property
     def name(self) -> str:
-        return f"blocks.{self.block}.{self.target}"
+        """The slice's site key: 'blocks.3.k' (diagnostics, projector maps)."""
+        return slice_name(self.block, self.target)
+
+    @property
+    def module_name(self) -> str:
+        """The adapted module's name in the backbone: 'blocks.3.attn.qkv'."""
+        return module_name(self.block)
+
+    @property
+    def rows(self) -> slice:
+        """The rows of the fused (3·d_slice × d_in) qkv weight that belong to this slice."""
+        start = SLICES.index(self.target) * self.module.d_slice
+        return slice(start, start + self.module.d_slice)
+
+    def base_weight(self) -> torch.Tensor:
+        """This slice's frozen weight W0 (a view of the fused qkv weight)."""
+        return self.module.base_layer.weight[self.rows]
+
+    @torch.no_grad()
+    def add_to_base(self, delta: torch.Tensor) -> None:
+        """W0 += delta on this slice (a permanent merge; `LoRAQKV.merge` is undoable)."""
+        weight = self.module.base_layer.weight
+        weight[self.rows] += delta.to(weight.dtype)
 
 
-def inject_lora(model: nn.Module, cfg: LoraConfig) -> dict[str, LoRAQKV]:
-    """Replace every ``blocks[i].attn.qkv`` by a `LoRAQKV`; return {module name: LoRAQKV}.
+# The naming of adapted sites, in one place: module names as `named_modules()` spells them, slice keys.
+def module_name(block: int) -> str:
+    """'blocks.<block>.attn.qkv', the name of block `block`'s fused qkv module."""
+    return f"blocks.{block}.attn.qkv"
+
+
+def slice_name(block: int, target: str) -> str:
+    """'blocks.<block>.<target>', the key of one adapted slice."""
+    return f"blocks.{block}.{target}"
+
+
+def block_of(name: str) -> int:
+    """The block index in a module or slice name ('blocks.3.attn.qkv', 'blocks.3.k' -> 3)."""
+    return int(name.split(".")[1])
+
+
+LayerFactory = Callable[[nn.Linear], nn.Module]
+
+
+def inject_lora(model: nn.Module, cfg: LoraConfig, layer_factory: LayerFactory | None = None,
+                what: str = "LoRA") -> dict[str, nn.Module]:
+    """Replace every ``blocks[i].attn.qkv`` by ``layer_factory(qkv)`` (default: a `LoRAQKV` from ``cfg``);
+    return {module name: new layer}. Methods with their own adapted layer (BiLoRA's frequency updates,
+    SD-LoRA's magnitudes) pass a factory.
 
     Like peft, this keeps the original layer as ``base_layer`` and raises when nothing matched.
     """
@@ -130,14 +175,15 @@ def inject_lora(model: nn.Module, cfg: LoraConfig) -> dict[str, LoRAQKV]:
         raise UserError(f"unknown LoRA target(s) {bad or '[]'}; choose from {', '.join(SLICES)}")
     if cfg.structure not in ("shared", "per_task"):
         raise UserError(f"unknown lora.structure {cfg.structure!r}; use shared or per_task")
+    make = layer_factory or (lambda qkv: LoRAQKV(qkv, cfg.targets, cfg.rank, cfg.scale))
     injected = {}
     for index, block in enumerate(getattr(model, "blocks", [])):
         qkv = getattr(getattr(block, "attn", None), "qkv", None)
         if isinstance(qkv, nn.Linear):
-            block.attn.qkv = LoRAQKV(qkv, cfg.targets, cfg.rank, cfg.scale)
-            injected[f"blocks.{index}.attn.qkv"] = block.attn.qkv
+            block.attn.qkv = make(qkv)
+            injected[module_name(index)] = block.attn.qkv
     if not injected:
-        raise UserError(f"no fused qkv projection found in {type(model).__name__}; LoRA needs a timm ViT")
+        raise UserError(f"no fused qkv projection found in {type(model).__name__}; {what} needs a timm ViT")
     return injected
 
 
@@ -145,7 +191,7 @@ def adapted_slices(modules: dict[str, LoRAQKV]) -> list[AdaptedSlice]:
     """All (block, slice) pairs in block order."""
     result = []
     for name, module in modules.items():
-        block = int(name.split(".")[1])
+        block = block_of(name)
         result.extend(AdaptedSlice(block, t, module) for t in module.targets)
     return result
 

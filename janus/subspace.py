@@ -19,6 +19,9 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import Self  # a torch dependency; typing.Self needs Python 3.11
 
+from janus.errors import check_choice
+from janus.lora import block_of
+
 ENERGY_TOL = 1e-10  # ties at a threshold count as reached (cumulative sums carry ~1e-16 round-off)
 CRITERIA = ("eig", "eig_sq")
 MODES = ("remove", "retain")
@@ -391,3 +394,67 @@ def post_task_statistics(
                 break
             model_forward(batch)
     return {name: accumulator.mean() for name, accumulator in recorder.accumulators.items()}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# data passes
+
+
+def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, task,
+                      modules: Mapping[str, nn.Module], batch_size: int | None = None,
+                      max_batches: int | None = None, shuffle: bool = False) -> dict[str, Tensor]:
+    """Ĉ = mean x xᵀ over all tokens entering each of ``modules``, in one no-grad pass over the task's
+    training images with the train transform (InfLoRA and LoRA-DRS run their passes on the training
+    loader), ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset (GPM's
+    125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
+    """
+    loader = task.make_loader(task.train_data, shuffle=shuffle, seed=task.index, batch_size=batch_size)
+    was_training = module.training
+    module.eval()
+    try:
+        return post_task_statistics(lambda batch: forward(batch[0].to(task.device)), loader, modules,
+                                    max_batches=max_batches)
+    finally:
+        module.train(was_training)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# per-block protected subspaces (the bases the GR plug-in projects against)
+
+
+class BlockBases:
+    """One `DualBasis` per block, shared by its K and V slices (they read the same input, janus-lora.md §2.1),
+    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (protocol.md §7.1–§7.2).
+
+    criterion "eig_sq": the GPM rule applied to the covariance itself, i.e. to λ² (InfLoRA, §7.2);
+    "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (GPM, §7.1).
+    """
+
+    def __init__(self, criterion: str = "eig_sq"):
+        check_choice("criterion", criterion, ("eig", "eig_sq"))
+        self.criterion = criterion
+        self.bases: dict[int, DualBasis] = {}
+
+    def update(self, covariances: Mapping[str, Tensor], eps: float) -> None:
+        for name, C in covariances.items():
+            dual = self.bases.setdefault(block_of(name), DualBasis.empty(C.shape[0], C.dtype, C.device))
+            dual.update_gpm(C if self.criterion == "eig_sq" else representation_from_covariance(C), eps)
+
+    def projectors(self, slices) -> dict:
+        """Π per slice (`janus.projection.Projector`): remove mode Π = I − MMᵀ, retain mode Π = MMᵀ (M the
+        stored basis), for the `janus.lora.AdaptedSlice`s given."""
+        from janus.projection import Projector
+
+        return {s.name: Projector(self.bases[s.block].basis, self.bases[s.block].mode)
+                for s in slices if s.block in self.bases}
+
+    def summary(self) -> dict:
+        blocks = sorted(self.bases)
+        return {"protected_dims": [self.bases[b].protected_dim() for b in blocks],
+                "retain_blocks": sum(self.bases[b].mode == "retain" for b in blocks)}
+
+    def state(self) -> dict:
+        return {b: {"basis": d.basis.detach().cpu(), "mode": d.mode} for b, d in self.bases.items()}
+
+    def load(self, state: Mapping, device: torch.device) -> None:
+        self.bases = {int(b): DualBasis(s["basis"].to(device), s["mode"]) for b, s in state.items()}

@@ -15,7 +15,7 @@ METHOD = "janus"
 SPACE = {
     "method.lambda_dml": tune.loguniform(1e-2, 1.0),
     "method.margin": tune.uniform(0.0, 0.6),
-    "method.eps_start": tune.uniform(0.90, 0.995),
+    "method.threshold": tune.uniform(0.90, 0.995),
     "lora.rank": tune.choice([4, 8, 10, 16, 32]),
     "optim.lr": tune.loguniform(1e-4, 2e-3),
 }

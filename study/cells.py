@@ -39,6 +39,9 @@ ABLATION_FLAGS = [(False, False, False), (False, False, True), (True, False, Fal
                   (True, True, False), (True, False, True), (True, True, True)]
 
 
+ABLATION_KEYS = ("method.oe", "method.gr.enabled", "method.dml")
+
+
 def build_cells(settings: StudySettings) -> list[Cell]:
     """Every method x dataset x backbone of the study, in flag order; with `ablation`, Janus-LoRA once per
     ablation row."""
@@ -48,7 +51,7 @@ def build_cells(settings: StudySettings) -> list[Cell]:
         overrides = cell_overrides(settings, m, d, b)
         variants = ABLATION_FLAGS if settings.ablation and m == "janus" else [None]
         for flags in variants:
-            extra = {} if flags is None else dict(zip(("method.oe", "method.gr", "method.dml"), flags))
+            extra = {} if flags is None else dict(zip(ABLATION_KEYS, flags))
             cells.append(Cell(m, d, b, {**overrides, **extra}))
     return cells
 
@@ -61,13 +64,21 @@ def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone:
     if settings.weights and backbone != "test":
         chosen["backbone.weights"] = settings.weights
     chosen.update(absolute_paths(applicable(settings.overrides, method)))
-    return typed(chosen)
+    return typed(chosen, method)
 
 
-def typed(overrides: dict) -> dict:
-    """The overrides with the config's types ('3' from --set becomes 3; tuples become lists for Tune)."""
+def typed(overrides: dict, method: str) -> dict:
+    """The overrides with the config's types ('3' from --set becomes 3; tuples become lists for Tune), under
+    the keys the resolved config records (`method.gr` -> `method.gr.enabled`, qualification dropped)."""
+    from janus.methods import canonical_key
+
     flat = resolve(overrides).to_flat()
-    return {k: list(flat[k]) if isinstance(flat[k], tuple) else flat[k] for k in overrides}
+    result = {}
+    for key in overrides:
+        key = canonical_key(key, method)
+        key = key if key in flat or f"{key}.enabled" not in flat else f"{key}.enabled"
+        result[key] = list(flat[key]) if isinstance(flat[key], tuple) else flat[key]
+    return result
 
 
 def check_overrides(settings: StudySettings) -> None:

@@ -9,10 +9,8 @@ record uses: the method's options complete with their defaults.
 
 from __future__ import annotations
 
-import dataclasses
-
 from janus.config import ExperimentConfig
-from janus.methods import build_options
+from janus.methods import resolve_config
 
 CELL = "cell"
 
@@ -26,16 +24,15 @@ def trial_overrides(tune_config: dict) -> dict:
 
 def resolve(overrides: dict) -> ExperimentConfig:
     """Validated config with the method's options filled in (unknown keys -> UserError naming them)."""
-    config = ExperimentConfig.from_dict(overrides)
-    options = build_options(config.method.name, config.method.params)
-    return config.replace({"method.params": dataclasses.asdict(options)})
+    return resolve_config(ExperimentConfig.from_dict(overrides))
 
 
 def trial_label(overrides: dict) -> str:
     """A short readable name: method-dataset-backbone-tT-sSEED; an ablation row of Janus-LoRA adds the parts
     it switches off (janus-no-gr-...)."""
     get = overrides.get
-    off = "".join(f"-no-{part}" for part in ("oe", "gr", "dml") if get(f"method.{part}") is False)
+    off = "".join(f"-no-{part}" for part in ("oe", "gr", "dml")
+                  if False in (get(f"method.{part}"), get(f"method.{part}.enabled")))
     return (f"{get('method.name', 'seq-lora')}{off}-{get('data.dataset', 'digits')}-{get('backbone.name', 'test')}"
             f"-t{get('data.tasks', 5)}-s{get('seed', 0)}").replace("/", "_")
 

@@ -1,44 +1,43 @@
 """The table printed at the end of a study: mean ± std over seeds of the completed trials (Polars).
 
-One row per data set x backbone x tasks x stage x method, for the grid and replicate stages; std is the
-sample standard deviation (ddof=1; "n/a" with one seed); `failed` counts the trials excluded. Search stages
-list their best configs instead. The analysis package (`analysis/`) makes the paper's tables.
+One row per data set x backbone x tasks x stage x method, for the grid and replicate stages. The rows are
+`analysis.aggregate`'s (the same completion rule, flags and variants as the paper tables), labelled and
+ordered by `analysis.layouts.method_row` (the same display names and row order as the tables and figures).
+std is the sample standard deviation (ddof=1; "n/a" with one seed); `failed` counts the trials excluded.
+Search stages list their best configs instead. The analysis package (`analysis/`) makes the paper's tables.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from analysis.aggregate import GROUP_KEYS, is_completed, with_keys
+from analysis.layouts import method_row
+
 TABLE_METRICS = {"acc": "ACC", "maa": "MAA", "bwt": "BWT", "fgt": "FGT", "val_acc_all": "val ACC_all"}
 GROUP = ["dataset", "backbone", "tasks", "stage", "method"]
 SEARCH_TOP = 3
 
 
-def method_labels(frame: pl.DataFrame) -> pl.DataFrame:
-    """`method` as the row label: Janus-LoRA ablation rows name their components ("janus OE+GR")."""
-    flags = [c for c in ("cfg.method.oe", "cfg.method.gr", "cfg.method.dml") if c in frame.columns]
-    if len(flags) < 3 or frame.height == 0:
-        return frame
-
-    def label(row: dict) -> str:
-        on = [name for name, key in zip(("OE", "GR", "DML"), flags) if row[key] in (None, True)]
-        if row["method"] != "janus" or len(on) == 3:
-            return row["method"]
-        return f"janus {'+'.join(on) if on else 'none'}"
-
-    return frame.with_columns(pl.struct("method", *flags).map_elements(label, return_dtype=pl.String)
-                              .alias("method"))
-
-
 def mean_std_table(frame: pl.DataFrame) -> pl.DataFrame:
     """mean ± std per group of the completed grid/replicate trials, with the count of failed ones."""
-    rows = method_labels(frame.filter(pl.col("stage") != "search"))
-    done = pl.col("status") == "completed"
+    rows = frame.filter(pl.col("stage") != "search")
+    columns = [*GROUP[:-1], "method", "n", "failed", *TABLE_METRICS.values()]
+    if rows.height == 0:
+        return pl.DataFrame(schema={c: pl.String for c in columns})
+    rows = with_keys(rows.with_columns(*(pl.lit(None, pl.Float64).alias(n) for n in TABLE_METRICS
+                                         if n not in rows.columns)))
+    done = is_completed()
     aggregates = [done.sum().alias("n"), (~done).sum().alias("failed")]
     for name in TABLE_METRICS:
         aggregates += [pl.col(name).filter(done).mean().alias(f"{name}_mean"),
                        pl.col(name).filter(done).std().alias(f"{name}_std")]
-    table = rows.group_by(GROUP, maintain_order=True).agg(aggregates)
+    keys = ["dataset", "backbone", "tasks", "stage", *(k for k in GROUP_KEYS if k not in GROUP[:-1])]
+    table = rows.group_by(keys, maintain_order=True).agg(aggregates)
+    labelled = [(*method_row(row), row) for row in table.iter_rows(named=True)]
+    labelled.sort(key=lambda item: (item[2]["dataset"], item[2]["backbone"], item[2]["tasks"], item[2]["stage"],
+                                    item[1]))
+    table = pl.DataFrame([{**row, "method": label} for label, _, row in labelled])
     cells = [pl.struct(f"{n}_mean", f"{n}_std").map_elements(_mean_std, return_dtype=pl.String).alias(label)
              for n, label in TABLE_METRICS.items()]
     return table.select(*GROUP[:-1], "method", "n", "failed", *cells).rename({"tasks": "T"})

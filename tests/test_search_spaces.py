@@ -38,7 +38,7 @@ def test_study_methods_have_a_default_space(method):
 
 
 def test_janus_space_searches_the_issue_dimensions():
-    assert set(_module("janus").SPACE) == {"method.lambda_dml", "method.margin", "method.eps_start",
+    assert set(_module("janus").SPACE) == {"method.lambda_dml", "method.margin", "method.threshold",
                                            "lora.rank", "optim.lr"}
     assert set(_module("seq_lora").SPACE) <= set(_module("janus").SPACE)
 

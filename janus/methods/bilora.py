@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from janus.errors import UserError
-from janus.lora import SLICES
+from janus.config import LoraConfig
+from janus.lora import SLICES, inject_lora
 from janus.methods._frequency import disjoint_supports, frequency_update
 from janus.methods.base import Method, MethodContext, TaskInfo
 from janus.methods.registry import register_method
@@ -78,19 +79,10 @@ class FrequencyQKV(nn.Module):
         return F.linear(x, weight + self.delta_weight().to(weight.dtype), self.base_layer.bias)
 
 
-def inject_frequency_updates(model: nn.Module, targets: tuple[str, ...], alpha: float) -> dict[str, FrequencyQKV]:
-    """Replace every ``blocks[i].attn.qkv`` by a `FrequencyQKV` (keeping it as ``base_layer``)."""
-    if not targets or any(t not in SLICES for t in targets):
-        raise UserError(f"unknown LoRA target(s) in {list(targets)}; choose from {', '.join(SLICES)}")
-    injected = {}
-    for index, block in enumerate(getattr(model, "blocks", [])):
-        qkv = getattr(getattr(block, "attn", None), "qkv", None)
-        if isinstance(qkv, nn.Linear):
-            block.attn.qkv = FrequencyQKV(qkv, targets, alpha)
-            injected[f"blocks.{index}.attn.qkv"] = block.attn.qkv
-    if not injected:
-        raise UserError(f"no fused qkv projection found in {type(model).__name__}; BiLoRA needs a timm ViT")
-    return injected
+def inject_frequency_updates(model: nn.Module, lora: LoraConfig, alpha: float) -> dict[str, FrequencyQKV]:
+    """Replace every ``blocks[i].attn.qkv`` by a `FrequencyQKV` on ``lora.targets`` (keeping it as
+    ``base_layer``)."""
+    return inject_lora(model, lora, lambda qkv: FrequencyQKV(qkv, lora.targets, alpha), what="BiLoRA")
 
 
 @register_method("bilora")
@@ -101,7 +93,7 @@ class BiLoRA(Method):
 
     def __init__(self, backbone: nn.Module, options: BiLoRAOptions, context: MethodContext):
         super().__init__(backbone, options, context)
-        self.frequency_modules = inject_frequency_updates(backbone, context.lora.targets, options.alpha)
+        self.frequency_modules = inject_frequency_updates(backbone, context.lora, options.alpha)
         first = next(iter(self.frequency_modules.values()))
         positions = first.d_slice * first.d_in
         if options.n_frq < 1 or options.n_frq * context.num_tasks > positions:

@@ -23,17 +23,12 @@ import torch
 from torch import Tensor
 
 from janus.methods._lora_base import LoRAMethod
-from janus.methods._projected import (
-    BlockBases,
-    Projector,
-    block_index,
-    force_per_task_pairs,
-    input_covariances,
-)
-from janus.methods.base import Method, TaskInfo
+from janus.lora import block_of
+from janus.methods.base import TaskInfo
 from janus.methods.registry import register_method
 from janus.rectify import project_right
-from janus.subspace import energy_threshold
+from janus.projection import Projector
+from janus.subspace import BlockBases, energy_threshold, input_covariances
 
 A_SCALE = 1 / math.sqrt(3)  # the official code's `U[:, :rank].T / math.sqrt(3)`
 
@@ -62,14 +57,14 @@ def design_down_projection(C: Tensor, projector: Projector, rank: int) -> Tensor
 @register_method("inflora")
 class InfLoRA(LoRAMethod):
     Options = InfLoRAOptions
+    pair_structure = "per_task"
 
     def __init__(self, backbone, options: InfLoRAOptions, context):
         super().__init__(backbone, options, context)
         self.bases = BlockBases(options.criterion)
 
     def before_task(self, task: TaskInfo) -> None:
-        Method.before_task(self, task)
-        force_per_task_pairs(self.lora_modules, task)
+        super().before_task(task)
         self._design_new_branches(input_covariances(self.features, self, task, self.lora_modules))
 
     @torch.no_grad()
@@ -77,7 +72,7 @@ class InfLoRA(LoRAMethod):
         """One design per block (one SVD of a d × d matrix), copied into its K and V branches."""
         rank = self.slices[0].pair.A.shape[0]
         for name, C in covariances.items():
-            block = block_index(name)
+            block = block_of(name)
             dual = self.bases.bases.get(block)
             projector = Projector(dual.basis, dual.mode) if dual else Projector(C.new_zeros(C.shape[0], 0))
             A = design_down_projection(C, projector, rank)

@@ -8,7 +8,7 @@ Per task t (§7):
   eigenvectors of the residual (I − V Vᵀ) Ĉ (I − V Vᵀ) needed to reach energy ε_t = ε_b + (ε_e − ε_b)·t/T.
 * GR (§5.7): the optimizer's actual update (ΔA, ΔB) of every pair is rectified so that the composite
   B ΔA + ΔB A is (GR-T: as close as LoRA's tangent space allows to) Z Π with Π = I − V_l V_lᵀ; inactive on
-  task 0, where no V exists. `gr_on="grad"` rectifies raw gradients before the step instead (comparison).
+  task 0, where no V exists. `gr.hook="grad"` rectifies raw gradients before the step instead (comparison).
 * DML (§6.3): L = CE + λ · mean_i [max_c ⟨f̂_i, p̂_c⟩ − m_old]₊ over the old-class prototypes (§6.2).
 
 Ablations (§10) are flag combinations: ① all off (= seq-lora), ② dml, ③ oe, ④ gr, ⑤ oe+gr, ⑥ oe+dml,
@@ -22,7 +22,7 @@ Ablations (§10) are flag combinations: ① all off (= seq-lora), ② dml, ③ o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,15 +32,13 @@ from janus.diagnostics import interference_ratio, low_rank_delta
 from janus.errors import UserError
 from janus.margin import PrototypeBank, danger, dml_loss
 from janus.methods._lora_base import LoRAMethod
-from janus.methods._projected import GRSettings, Projector, UpdateRewriter
+from janus.projection import GRSettings, Projector, UpdateRewriter
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
 from janus.subspace import ActivationRecorder, energy_threshold, expand_basis, post_task_statistics
 
 CHOICES = {
-    "gr_variant": ("tangent", "tangent_gauge", "strict"),
-    "gr_on": ("update", "grad"),
-    "energy_criterion": ("eig", "eig_sq"),
+    "criterion": ("eig", "eig_sq"),
     "oe_window": ("all", "last_epoch"),
     "fallback_subspace": ("gpm", "none"),
     "protect_without_gr": ("project_a", "none"),
@@ -52,16 +50,14 @@ CHOICES = {
 @dataclass(frozen=True)
 class JanusOptions:
     oe: bool = True
-    gr: bool = True
+    # GR (§5): GR-T, the least-squares reading of "reverse-engineers ΔW_safe" (§5.2), on Adam's actual update
+    # (§5.7); balance β = 1e-2: without it ΔA* ~ 1/‖B‖ while B is small, and the measured interference was
+    # 2-20x higher. `method.gr=false` switches it off (ablations).
+    gr: GRSettings = field(default_factory=GRSettings)
     dml: bool = True
-    gr_variant: str = "tangent"      # GR-T, the least-squares reading of "reverse-engineers ΔW_safe" (§5.2)
-    gr_on: str = "update"            # Adam's per-coordinate scaling does not commute with Π (§5.7)
-    gr_ridge: float = 1e-3           # δ of the ridge ε = δ·tr(BᵀB)/r + 1e-8 (§5.4)
-    gr_balance: float = 1e-2         # β·tr(AAᵀ)/r added to ε_B: without it ΔA* ~ 1/‖B‖ while B is small, and
-    #                                  the measured interference was 2-20x higher than with β = 1e-2
-    eps_start: float = 0.97          # OE energy threshold at t = 0 (§3.3; searched 0.90-0.995)
-    eps_end: float = 1.0             # the InfLoRA schedule's end value
-    energy_criterion: str = "eig"    # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
+    threshold: float = 0.97          # OE energy threshold ε_0 at t = 0 (§3.3; searched 0.90-0.995)
+    threshold_end: float = 1.0       # the InfLoRA schedule's end value
+    criterion: str = "eig"           # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
     oe_window: str = "all"           # statistics over all epochs, or the last epoch only (§3.2)
     fallback_subspace: str = "gpm"   # the subspace GR uses when OE is off (ablation ④)
     gpm_samples: int = 125           # GPM's sample count for that post-task pass (protocol.md §7.1)
@@ -107,7 +103,7 @@ class JanusLoRA(LoRAMethod):
         """The update rule for the current task: GR, "project ΔA only", or None (task 0, or unprotected)."""
         if not any(basis.shape[1] for basis in self.bases.values()):
             return None
-        if self.options.gr:
+        if self.options.gr.enabled:
             return "rectify"
         if self.options.oe and self.options.protect_without_gr == "project_a":
             return "project_a"
@@ -117,9 +113,9 @@ class JanusLoRA(LoRAMethod):
         super().before_task(task)
         rule, o = self._rule(), self.options
         self.rewriter = None if rule is None else UpdateRewriter(
-            rule, o.gr_on, GRSettings(o.gr_variant, o.gr_ridge, o.gr_balance), track_violation=o.diagnostics)
-        self._projectors = {s.name: Projector(self.bases[self._block_name(s.block)].to(task.device))
-                            for s in self.slices if self.bases[self._block_name(s.block)].shape[1]}
+            rule, o.gr, track_violation=o.diagnostics)
+        self._projectors = {s.name: Projector(self.bases[s.module_name].to(task.device))
+                            for s in self.slices if self.bases[s.module_name].shape[1]}
         self._start_pairs = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self.slices]
         self._danger = []
         if self.collects_moments:
@@ -160,10 +156,6 @@ class JanusLoRA(LoRAMethod):
         if self.rewriter is not None:
             self.rewriter.after_step(self.slices, self._projectors)
 
-    @staticmethod
-    def _block_name(block: int) -> str:
-        return f"blocks.{block}.attn.qkv"
-
     # --- end of task: OE update, prototypes, diagnostics ---------------------------------------------------
     def after_task(self, task: TaskInfo) -> dict:
         moments = self._stop_recording()
@@ -187,12 +179,12 @@ class JanusLoRA(LoRAMethod):
 
     def _update_bases(self, task: TaskInfo, moments: dict[str, torch.Tensor]) -> None:
         if not self.options.oe:
-            if not (self.options.gr and self.options.fallback_subspace == "gpm"):
+            if not (self.options.gr.enabled and self.options.fallback_subspace == "gpm"):
                 return
             moments = self._gpm_pass(task)
-        eps = energy_threshold(task.index, task.num_tasks, self.options.eps_start, self.options.eps_end)
+        eps = energy_threshold(task.index, task.num_tasks, self.options.threshold, self.options.threshold_end)
         for name, moment in moments.items():
-            self.bases[name] = expand_basis(self.bases[name], moment, eps, self.options.energy_criterion)
+            self.bases[name] = expand_basis(self.bases[name], moment, eps, self.options.criterion)
 
     def _gpm_pass(self, task: TaskInfo) -> dict[str, torch.Tensor]:
         batches = max(1, -(-self.options.gpm_samples // 32))
@@ -216,10 +208,10 @@ class JanusLoRA(LoRAMethod):
         interference = {}
         if task.index > 0:
             for s, (a0, b0) in zip(self.slices, self._start_pairs):
-                past = self.past_moment[self._block_name(s.block)]
+                past = self.past_moment[s.module_name]
                 delta = low_rank_delta(a0.cpu(), b0.cpu(), s.pair.A.detach().cpu(), s.pair.B.detach().cpu(),
                                        s.module.scale)
-                interference[f"blocks.{s.block}.{s.target}"] = interference_ratio(delta, past)
+                interference[s.name] = interference_ratio(delta, past)
         values = [d["nearest_old_cos"] for d in self._danger]
         centre = [d["own_centre_cos"] for d in self._danger]
         return {"interference": interference,

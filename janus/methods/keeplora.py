@@ -30,7 +30,6 @@ import torch
 from torch import Tensor, nn
 
 from janus.errors import UserError
-from janus.lora import SLICES, AdaptedSlice
 from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import MethodContext, TaskInfo
 from janus.methods.registry import register_method
@@ -71,27 +70,6 @@ def residual_gradient_init(grad: Tensor, protected: Tensor, rank: int) -> tuple[
     return A.to(grad.dtype), B0.to(grad.dtype)
 
 
-@torch.no_grad()
-def add_to_base_slice(adapted: AdaptedSlice, delta: Tensor) -> None:
-    """W_slice += delta on the frozen fused qkv weight (a permanent merge; `LoRAQKV.merge` is undoable)."""
-    weight = adapted.module.base_layer.weight
-    weight[slice_rows(adapted)] += delta.to(weight.dtype)
-
-
-def slice_rows(adapted: AdaptedSlice) -> slice:
-    """The rows of the fused (3·d_slice × d_in) qkv weight that belong to this slice."""
-    start = SLICES.index(adapted.target) * adapted.module.d_slice
-    return slice(start, start + adapted.module.d_slice)
-
-
-def slice_weight(adapted: AdaptedSlice) -> Tensor:
-    return adapted.module.base_layer.weight[slice_rows(adapted)]
-
-
-def qkv_name(adapted: AdaptedSlice) -> str:
-    return f"blocks.{adapted.block}.attn.qkv"
-
-
 @register_method("keeplora")
 class KeepLoRA(LoRAMethod):
     """KeepLoRA: B-only training on a residual-gradient A, merged after every task (module docstring)."""
@@ -106,7 +84,7 @@ class KeepLoRA(LoRAMethod):
         self.max_protected = next(iter(self.lora_modules.values())).d_in - context.lora.rank
         for adapted in self.slices:
             adapted.pair.A.requires_grad_(False)
-        self.protected = {s.name: weight_protected_basis(slice_weight(s), options.weight_threshold,
+        self.protected = {s.name: weight_protected_basis(s.base_weight(), options.weight_threshold,
                                                          options.weight_basis, self.max_protected)
                           for s in self.slices}
 
@@ -120,14 +98,14 @@ class KeepLoRA(LoRAMethod):
             with torch.no_grad():
                 adapted.pair.A.copy_(A)
                 adapted.pair.B.copy_(B0)
-            add_to_base_slice(adapted, -scale * B0 @ A)
+            adapted.add_to_base(-scale * B0 @ A)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [adapted.pair.B for adapted in self.slices]
 
     def after_task(self, task: TaskInfo) -> dict:
         for adapted in self.slices:
-            add_to_base_slice(adapted, self.context.lora.scale * adapted.pair.weight().detach())
+            adapted.add_to_base(self.context.lora.scale * adapted.pair.weight().detach())
             with torch.no_grad():
                 adapted.pair.B.zero_()
         self._grow_protected(task)
@@ -153,7 +131,7 @@ class KeepLoRA(LoRAMethod):
         finally:
             for weight in weights.values():
                 weight.requires_grad_(False)
-        return {s.name: totals[qkv_name(s)][slice_rows(s)] / max(batches, 1) for s in self.slices}
+        return {s.name: totals[s.module_name][s.rows] / max(batches, 1) for s in self.slices}
 
     def _grow_protected(self, task: TaskInfo) -> None:
         """GPM expansion of every slice's M with its block's input features (merged model, eval mode)."""
@@ -164,7 +142,7 @@ class KeepLoRA(LoRAMethod):
         representations = {name: representation_from_covariance(C) for name, C in covariances.items()}
         for adapted in self.slices:                      # K and V of a block share the input features
             self.protected[adapted.name] = gpm_expand_basis(self.protected[adapted.name],
-                                                            representations[qkv_name(adapted)],
+                                                            representations[adapted.module_name],
                                                             self.options.feature_threshold, self.max_protected)
 
     def extra_state(self) -> dict:

@@ -34,7 +34,6 @@ from janus.methods._loda_math import (
 )
 from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
-from janus.methods.keeplora import add_to_base_slice, qkv_name
 from janus.methods.registry import register_method
 from janus.subspace import ActivationRecorder
 
@@ -101,7 +100,7 @@ class LoDA(LoRAMethod):
         return self.old_moments.get(name, torch.zeros_like(like)).to(like)
 
     def _block_slices(self, name: str) -> list[AdaptedSlice]:
-        return [adapted for adapted in self.slices if qkv_name(adapted) == name]
+        return [adapted for adapted in self.slices if adapted.module_name == name]
 
     @torch.no_grad()
     def _input_moments(self, task: TaskInfo) -> tuple[dict[str, Tensor], int]:
@@ -170,7 +169,7 @@ class LoDA(LoRAMethod):
     def _merge(self, adapted: AdaptedSlice, calibration: Tensor) -> None:
         """W ← W + s·(B_G Λ A_G + B_I A_I), then B_G = B_I = 0."""
         general, isolated = self.branches(adapted)
-        add_to_base_slice(adapted, self.context.lora.scale
+        adapted.add_to_base(self.context.lora.scale
                           * (general.B @ calibration @ general.A + isolated.B @ isolated.A))
         general.B.zero_()
         isolated.B.zero_()

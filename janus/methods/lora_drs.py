@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -33,34 +33,26 @@ from torch.nn import functional as F
 
 from janus.margin import PrototypeBank
 from janus.methods._lora_base import LoRAMethod
-from janus.methods._projected import (
-    GRSettings,
-    Projector,
-    UpdateRewriter,
-    block_index,
-    check_choice,
-    force_per_task_pairs,
-    input_covariances,
-)
-from janus.methods.base import Method, MethodContext, MethodOutput, TaskInfo
+from janus.errors import check_choice
+from janus.lora import block_of
+from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
-from janus.subspace import expand_basis
+from janus.projection import GR_OFF, GRSettings, Projector, UpdateRewriter
+from janus.subspace import expand_basis, input_covariances
 
 
 @dataclass(frozen=True)
 class LoRADRSOptions:
     energy: float = 0.99           # eigen-energy kept in the drift-resistant space
     triplet_weight: float = 0.05   # λ of ATL: 0.05 CIFAR-100, 0.2 ImageNet-R, 0.1 DomainNet
-    margin: float = 1.0            # ATL margin: 1.0 CIFAR-100, 2.0 ImageNet-R / DomainNet
+    triplet_margin: float = 1.0    # ATL margin: 1.0 CIFAR-100, 2.0 ImageNet-R / DomainNet
     b_init: str = "sparse"         # sparse: one N(0, 0.01) entry per column (the code) | zero
     normalize_step: bool = True    # T = PPᵀ/‖PPᵀ‖_F as the code (divides the effective lr by √k)
     nme: bool = True               # evaluate with the nearest prototype (the code) | heads
-    gr: bool = False               # LoRA-DRS+GR: rectify the composite step (mode retain)
-    gr_variant: str = "tangent"    # tangent (GR-T) | tangent_gauge | strict (GR-S) | off
-    gr_ridge: float = 1e-3
-    gr_balance: float = 1e-2       # β·tr(AAᵀ)/r in GR's ε_B, as the janus method (0 = the spec's ridge)
-    update_hook: str = "update"    # update: rewrite Adam's step | grad: project gradients before Adam
-    track_violation: bool = True   # log the share of each step outside the DRS, raw and applied
+    # LoRA-DRS+GR with gr.enabled: rectify the composite step (mode retain); gr.hook: update rewrites Adam's
+    # step, grad projects the gradients before Adam
+    gr: GRSettings = field(default_factory=lambda: GR_OFF)
+    diagnostics: bool = True       # log the share of each step outside the DRS, raw and applied
 
 
 def drift_resistant_projector(C: Tensor, energy: float, normalize: bool) -> Projector:
@@ -104,20 +96,19 @@ def lora_subtracted(modules):
 @register_method("lora-drs")
 class LoRADRS(LoRAMethod):
     Options = LoRADRSOptions
+    pair_structure = "per_task"
 
     def __init__(self, backbone: nn.Module, options: LoRADRSOptions, context: MethodContext):
         super().__init__(backbone, options, context)
         check_choice("b_init", options.b_init, ("sparse", "zero"))
-        rule = "rectify" if options.gr else "project_both"
-        gr = GRSettings(options.gr_variant, options.gr_ridge, options.gr_balance)
-        self.rewriter = UpdateRewriter(rule, options.update_hook, gr, options.track_violation)
+        rule = "rectify" if options.gr.enabled else "project_both"
+        self.rewriter = UpdateRewriter(rule, options.gr, options.diagnostics)
         self.bank = PrototypeBank(context.feature_dim, device=context.device)
         self.projectors: dict[str, Projector] = {}
 
     def before_task(self, task: TaskInfo) -> None:
         self.projectors = self._drift_resistant_projectors(task) if task.index > 0 else {}
-        Method.before_task(self, task)
-        force_per_task_pairs(self.lora_modules, task)
+        super().before_task(task)
         if self.options.b_init == "sparse":
             with torch.no_grad():
                 for s in self.slices:
@@ -127,12 +118,12 @@ class LoRADRS(LoRAMethod):
         with lora_subtracted(self.lora_modules.values()):
             covariances = input_covariances(self.features, self, task, self.lora_modules)
         opts = self.options
-        by_block = {block_index(name): drift_resistant_projector(C, opts.energy, opts.normalize_step)
+        by_block = {block_of(name): drift_resistant_projector(C, opts.energy, opts.normalize_step)
                     for name, C in covariances.items()}
         return {s.name: by_block[s.block] for s in self.slices}
 
     def loss(self, out: MethodOutput, y: Tensor, task: TaskInfo) -> Tensor:
-        triplet = augmented_triplet_loss(out.features, y, self.bank.prototypes, self.options.margin)
+        triplet = augmented_triplet_loss(out.features, y, self.bank.prototypes, self.options.triplet_margin)
         return super().loss(out, y, task) + self.options.triplet_weight * triplet
 
     def after_backward(self, task: TaskInfo) -> None:

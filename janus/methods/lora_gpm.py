@@ -7,7 +7,7 @@ step of task t > 0 is rewritten after Adam computed it (janus-lora.md §5.7, `_p
     (ΔA, ΔB) ← GR(A, B, ΔA, ΔB; Π = I − M_l M_lᵀ)               (gr = true, "LoRA-GPM+GR", janus-lora.md §5)
 
 so the rows of A move only in span(M_l)^⊥ and ΔW x ≈ 0 for old inputs as far as A's step goes; with
-`gr` the composite B ΔA + ΔB A is rectified instead (`gr_variant`, `gr_ridge`, `gr_balance`: the same GR
+`gr.enabled` the composite B ΔA + ΔB A is rectified instead (`gr.variant`, `gr.ridge`, `gr.balance`: the same GR
 and defaults as the janus method). After each task the basis grows from the task's
 inputs with ε_t = threshold + (threshold_end − threshold)·t/T (protocol.md §7.2), and a basis larger than
 d/2 is stored by its complement (DualGPM, retain mode; the projector flips accordingly).
@@ -22,18 +22,18 @@ LoRA-GPM starts a new A in the null space (baselines.md §15 item 4): `null_spac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from janus.errors import UserError
+from janus.errors import UserError, check_choice
 from janus.methods._lora_base import LoRAMethod
-from janus.methods._projected import BlockBases, GRSettings, UpdateRewriter, check_choice, input_covariances
 from janus.methods.base import MethodContext, TaskInfo
 from janus.methods.registry import register_method
 from janus.rectify import project_right
-from janus.subspace import energy_threshold
+from janus.projection import GR_OFF, GRSettings, UpdateRewriter
+from janus.subspace import BlockBases, energy_threshold, input_covariances
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,11 @@ class LoRAGPMOptions:
     statistic: str = "covariance"  # covariance (all tokens, InfLoRA) | representation (GPM's sampled images)
     criterion: str = "eig_sq"      # eig_sq: energy on λ² (InfLoRA) | eig: on λ = σ² (GPM)
     gpm_samples: int = 125         # images for statistic=representation (GPM's 125)
-    gr: bool = False               # LoRA-GPM+GR: rectify the composite step instead of projecting ΔA
-    gr_variant: str = "tangent"    # tangent (GR-T) | tangent_gauge | strict (GR-S) | off
-    gr_ridge: float = 1e-3         # δ of the GR ridge (janus-lora.md §5.4)
-    gr_balance: float = 1e-2       # β·tr(AAᵀ)/r in GR's ε_B, as the janus method (0 = the spec's ridge)
-    update_hook: str = "update"    # update: rewrite Adam's step (§5.7) | grad: project gradients before Adam
+    # LoRA-GPM+GR with gr.enabled: rectify the composite step instead of projecting ΔA; gr.hook also says
+    # where the ΔA projection applies (update: Adam's step, §5.7 | grad: the gradients before Adam)
+    gr: GRSettings = field(default_factory=lambda: GR_OFF)
     null_space_init: bool = False  # [UNVERIFIED] start each new per-task A in span(M)^⊥
-    track_violation: bool = True   # log ‖ΔW V‖/‖ΔW‖ of the raw and applied steps per task
+    diagnostics: bool = True       # log ‖ΔW V‖/‖ΔW‖ of the raw and applied steps per task
 
 
 @register_method("lora-gpm")
@@ -63,9 +61,8 @@ class LoRAGPM(LoRAMethod):
             raise UserError("method.null_space_init needs lora.structure=per_task "
                             "(a shared A is not re-initialised)")
         self.bases = BlockBases(options.criterion)
-        rule = "rectify" if options.gr else "project_a"
-        gr = GRSettings(options.gr_variant, options.gr_ridge, options.gr_balance)
-        self.rewriter = UpdateRewriter(rule, options.update_hook, gr, options.track_violation)
+        rule = "rectify" if options.gr.enabled else "project_a"
+        self.rewriter = UpdateRewriter(rule, options.gr, options.diagnostics)
         self.projectors: dict = {}
 
     def before_task(self, task: TaskInfo) -> None:

@@ -93,6 +93,7 @@ def least_squares_fold(gram: Tensor, cross: Tensor, target_sq: Tensor) -> tuple[
 @register_method("sd-lora")
 class SDLoRA(LoRAMethod):
     Options = SDLoRAOptions
+    pair_structure = "own"  # a pair per task, added in before_task at the task's (RR) rank
 
     def __init__(self, backbone: nn.Module, options: SDLoRAOptions, context: MethodContext):
         if options.kd and options.reset_magnitudes:
@@ -103,10 +104,9 @@ class SDLoRA(LoRAMethod):
         super().__init__(backbone, options, context)
         # α_0 belongs to the pair injected at construction; one α is appended with every later pair
         self.magnitudes = nn.ParameterList([nn.Parameter(torch.tensor(options.magnitude_init))])
-        for name, module in list(self.lora_modules.items()):
-            wrapped = MagnitudeLoRAQKV(module, lambda: self.magnitudes)
-            backbone.blocks[int(name.split(".")[1])].attn.qkv = wrapped
-            self.lora_modules[name] = wrapped
+
+    def make_layer(self, qkv: nn.Linear) -> nn.Module:
+        return MagnitudeLoRAQKV(super().make_layer(qkv), lambda: self.magnitudes)
 
     def task_rank(self, index: int) -> int:
         if not self.options.rr:
@@ -115,7 +115,7 @@ class SDLoRA(LoRAMethod):
         return max(1, round(self.context.lora.rank * RR_FACTORS[min(stage, len(RR_FACTORS) - 1)]))
 
     def before_task(self, task: TaskInfo) -> None:
-        Method.before_task(self, task)  # the head; pairs are added here whatever lora.structure says
+        super().before_task(task)  # the head; pairs are added here (pair_structure "own")
         if task.index == 0:
             return
         self._retire_current_pair()

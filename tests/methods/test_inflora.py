@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import janus
-from janus.methods._projected import Projector
+from janus.projection import Projector
 from janus.methods.inflora import A_SCALE, design_down_projection
 
 PARAMS = {"method.name": "inflora"}

@@ -65,7 +65,7 @@ def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
     method, before, raw = protected_step(gr_variant=variant, dml=False)
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
         basis = method.bases[f"blocks.{s.block}.attn.qkv"]
-        expected = rectify(variant, a0, b0, dA, dB, basis, balance=method.options.gr_balance)  # per pair
+        expected = rectify(variant, a0, b0, dA, dB, basis, balance=method.options.gr.balance)  # per pair
         torch.testing.assert_close(s.pair.A.detach() - a0, expected[0], atol=1e-6, rtol=1e-4)
         torch.testing.assert_close(s.pair.B.detach() - b0, expected[1], atol=1e-6, rtol=1e-4)
         applied = violation(a0, b0, s.pair.A.detach() - a0, s.pair.B.detach() - b0, basis)
@@ -119,7 +119,7 @@ def test_every_ablation_row_runs(oe, gr, dml):
 def test_invalid_choice_is_a_clear_error():
     from janus.errors import UserError
 
-    with pytest.raises(UserError, match="method.gr_variant='exact' is not one of tangent"):
+    with pytest.raises(UserError, match="unknown method.gr.variant 'exact'; valid: tangent"):
         make_janus(gr_variant="exact")
 
 

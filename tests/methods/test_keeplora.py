@@ -8,7 +8,7 @@ import torch
 from janus.config import ExperimentConfig
 from janus.errors import UserError
 from janus.methods import build_options
-from janus.methods.keeplora import residual_gradient_init, slice_weight, weight_protected_basis
+from janus.methods.keeplora import residual_gradient_init, weight_protected_basis
 from janus.protocol import run_experiment
 from janus.testing import build_tiny, task_info
 from janus.training import train_task
@@ -99,7 +99,7 @@ def test_checkpoint_keeps_the_merged_weights_and_protected_bases(tiny):
     _, _, fresh = build(tiny)
     fresh.load_checkpoint(method.checkpoint_state())
     first = method.slices[0]
-    torch.testing.assert_close(slice_weight(fresh.slices[0]), slice_weight(first))
+    torch.testing.assert_close(fresh.slices[0].base_weight(), first.base_weight())
     torch.testing.assert_close(fresh.protected[first.name], method.protected[first.name])
 
 

@@ -1,4 +1,4 @@
-"""LoRA-GPM (baselines.md §7) and the update-rewriting machinery it shares (janus/methods/_projected.py)."""
+"""LoRA-GPM (baselines.md §7) and the update-rewriting machinery it shares (janus/projection.py)."""
 
 import importlib
 import math
@@ -11,7 +11,7 @@ import janus
 from janus.config import ExperimentConfig
 from janus.lora import LoRAQKV, adapted_slices
 from janus.methods import METHODS, build_options
-from janus.methods._projected import GRSettings, Projector, UpdateRewriter
+from janus.projection import GRSettings, Projector, UpdateRewriter
 from janus.rectify import violation
 
 PARAMS = {"method.name": "lora-gpm"}
@@ -49,7 +49,7 @@ def test_project_a_rewrites_the_adam_step_off_the_basis_and_leaves_b_free(mode):
     basis = orthonormal(8, 3)
     forbidden = basis if mode == "remove" else torch.linalg.qr(basis, mode="complete")[0][:, 3:]
     projectors = {s.name: Projector(basis, mode) for s in slices}
-    rewriter = UpdateRewriter("project_a", "update")
+    rewriter = UpdateRewriter("project_a", GRSettings(hook="update"))
     for dA, dB, _, _ in adam_step(module, slices, rewriter, projectors):
         assert (dA @ forbidden).norm() < 1e-6 * dA.norm()
         assert dA.norm() > 1e-4 and dB.norm() > 1e-4
@@ -63,7 +63,7 @@ def test_strict_gr_removes_the_composite_violation_and_tangent_gr_lowers_it():
     for variant in ("strict", "tangent"):
         module, slices = toy_slices()
         projectors = {s.name: Projector(basis) for s in slices}
-        rewriter = UpdateRewriter("rectify", "update", GRSettings(variant))
+        rewriter = UpdateRewriter("rectify", GRSettings(variant=variant))
         steps = adam_step(module, slices, rewriter, projectors)
         results[variant] = [float(violation(A0, B0, dA, dB, basis)) for dA, dB, A0, B0 in steps]
         summary = rewriter.summary()
@@ -77,7 +77,7 @@ def test_grad_hook_projects_the_gradient_before_the_optimizer():
     basis = orthonormal(8, 3)
     projectors = {s.name: Projector(basis) for s in slices}
     module(torch.randn(5, 8)).square().sum().backward()
-    UpdateRewriter("project_a", "grad").before_step(slices, projectors)
+    UpdateRewriter("project_a", GRSettings(hook="grad")).before_step(slices, projectors)
     for s in slices:
         assert (s.pair.A.grad @ basis).norm() < 1e-6 * s.pair.A.grad.norm()
 

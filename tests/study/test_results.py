@@ -74,9 +74,10 @@ def test_summary_table_mean_std_over_seeds(tmp_path):
     row, config = _row("f0", method="finetune", error="boom")
     results.upsert(path, [row], results.cfg_dtypes(config))
     table = summary.mean_std_table(results.read(path))
-    lora = table.filter(pl.col("method") == "seq-lora").row(0, named=True)
+    lora = table.filter(pl.col("method") == "Fine-Tuning").row(0, named=True)  # analysis.names: seq-lora
     assert lora["n"] == 2 and lora["failed"] == 0 and lora["ACC"] == "65.00 ± 7.07"
-    assert table.filter(pl.col("method") == "finetune").row(0, named=True)["failed"] == 1
+    assert table.filter(pl.col("method") == "Full Fine-Tuning").row(0, named=True)["failed"] == 1
+    assert table["method"].to_list() == ["Full Fine-Tuning", "Fine-Tuning"]  # the paper tables' row order
     text = summary.render(results.read(path))
-    assert "| seq-lora" in text and "65.00 ± 7.07" in text
+    assert "| Fine-Tuning" in text and "65.00 ± 7.07" in text
     assert summary.parent_metrics(results.read(path))["grid/seq-lora/synthetic/test/t2/acc_mean"] == 65.0

@@ -1,5 +1,6 @@
-"""Constrained LoRA updates for methods: rewrite the optimizer's update of each pair, and the data passes
-that build the projectors.
+"""The GR plug-in: constrained LoRA updates. Any method rewrites the optimizer's update of each LoRA pair
+with an `UpdateRewriter` (projector modes, the GR closed form, a violation meter); the subspaces it projects
+against come from `janus.subspace` (`BlockBases`, `input_covariances`). Used by janus, lora-gpm, lora-drs.
 
 The protocol owns the optimizer (DESIGN.md), so a method constrains LoRA through its two step hooks
 (janus-lora.md §5.7, the hook point GR uses):
@@ -18,17 +19,15 @@ A `Projector` is janus.rectify's right projector Π on a slice's input space: (b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from janus.errors import UserError
+from janus.errors import check_choice
 from janus.lora import AdaptedSlice
-from janus.methods.base import TaskInfo
 from janus.rectify import VARIANTS, project_right, rectify, violation
-from janus.subspace import DualBasis, post_task_statistics, representation_from_covariance
 
 RULES = ("project_a", "project_both", "rectify")
 HOOKS = ("update", "grad")
@@ -36,13 +35,29 @@ HOOKS = ("update", "grad")
 
 @dataclass(frozen=True)
 class GRSettings:
-    """The GR of the plug-ins (janus.rectify.rectify): variant, ridge δ (§5.4) and balance β, the ridge term
-    β·tr(AAᵀ)/r that bounds ΔA* while B is small ([OUR CHOICE] of the janus method, whose default 1e-2 the
-    plug-ins share so that "+GR" means the same GR; 0 is the spec's ridge)."""
+    """The `gr` sub-config, the same names wherever GR is used (`method.gr.*` of janus, lora-gpm, lora-drs).
 
+    enabled  rectify the composite step (GR, janus.rectify.rectify) instead of the method's own projection
+    variant  tangent (GR-T) | tangent_gauge | strict (GR-S) | off
+    ridge    δ of the ridge ε = δ·tr(BᵀB)/r + 1e-8 (docs/method.md §5.4)
+    balance  β·tr(AAᵀ)/r added to ε_B: bounds ΔA* while B is small ([OUR CHOICE] of the janus method, whose
+             default 1e-2 the plug-ins share so that "+GR" means the same GR; 0 is the paper's ridge)
+    hook     where the constraint (GR or projection) applies: "update" rewrites the optimizer's actual step
+             (Adam's scaling does not commute with a projection, §5.7), "grad" the gradients before the step
+    """
+
+    enabled: bool = True
     variant: str = "tangent"
     ridge: float = 1e-3
     balance: float = 1e-2
+    hook: str = "update"
+
+    def __post_init__(self):
+        check_choice("gr.variant", self.variant, VARIANTS)
+        check_choice("gr.hook", self.hook, HOOKS)
+
+
+GR_OFF = GRSettings(enabled=False)
 
 
 @dataclass(frozen=True)
@@ -117,17 +132,14 @@ class UpdateRewriter:
     Call ``before_step`` from ``after_backward`` and ``after_step`` from ``after_step``; slices missing from
     the projector map (e.g. on the first task) train unconstrained. All slices whose projectors share a mode
     are rewritten in one batched call (bases zero-padded to a common width: zero columns leave Π unchanged).
-    With ``track_violation`` the meter records the raw step (the optimizer's step, or the gradient with the
+    With ``track_violation`` (the methods' `diagnostics` option) the meter records the raw step (the optimizer's step, or the gradient with the
     "grad" hook) against the applied one.
     """
 
-    def __init__(self, rule: str, hook: str = "update", gr: GRSettings = GRSettings(),
-                 track_violation: bool = True):
-        check_choice("update_hook", hook, HOOKS)
-        check_choice("gr_variant", gr.variant, VARIANTS)
+    def __init__(self, rule: str, gr: GRSettings = GRSettings(), track_violation: bool = True):
         if rule not in RULES:
             raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
-        self.rule, self.hook, self.gr = rule, hook, gr
+        self.rule, self.hook, self.gr = rule, gr.hook, gr
         self.meter = ViolationMeter() if track_violation else None
         self._slices: list[AdaptedSlice] = []
         self._before: list[tuple[Tensor, Tensor]] = []
@@ -198,83 +210,3 @@ class UpdateRewriter:
 
 def _constrained(slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> list[AdaptedSlice]:
     return [s for s in slices if s.name in projectors and (s.pair.A.requires_grad or s.pair.B.requires_grad)]
-
-
-def check_choice(option: str, value: str, valid) -> None:
-    """A clear message for a bad string option (the registry checks only its type)."""
-    if value not in valid:
-        raise UserError(f"unknown method.{option} {value!r}; valid: {', '.join(valid)}")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# data passes
-
-
-def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, task: TaskInfo,
-                      modules: Mapping[str, nn.Module], batch_size: int | None = None,
-                      max_batches: int | None = None, shuffle: bool = False) -> dict[str, Tensor]:
-    """Ĉ = mean x xᵀ over all tokens entering each of ``modules``, in one no-grad pass over the task's
-    training images with the train transform (InfLoRA and LoRA-DRS run their passes on the training
-    loader), ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset (GPM's
-    125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
-    """
-    loader = task.make_loader(task.train_data, shuffle=shuffle, seed=task.index, batch_size=batch_size)
-    was_training = module.training
-    module.eval()
-    try:
-        return post_task_statistics(lambda batch: forward(batch[0].to(task.device)), loader, modules,
-                                    max_batches=max_batches)
-    finally:
-        module.train(was_training)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# per-block protected subspaces
-
-
-def force_per_task_pairs(modules: Mapping[str, nn.Module], task: TaskInfo) -> None:
-    """A new pair on every slice at each task after the first (older pairs frozen), whatever
-    `lora.structure` says: for methods defined by per-task branches (InfLoRA, LoRA-DRS)."""
-    if task.index > 0:
-        for module in modules.values():
-            module.add_pairs()
-
-
-def block_index(module_name: str) -> int:
-    """'blocks.3.attn.qkv' -> 3 (the naming of janus.lora.inject_lora)."""
-    return int(module_name.split(".")[1])
-
-
-class BlockBases:
-    """One `DualBasis` per block, shared by its K and V slices (they read the same input, janus-lora.md §2.1),
-    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (protocol.md §7.1–§7.2).
-
-    criterion "eig_sq": the GPM rule applied to the covariance itself, i.e. to λ² (InfLoRA, §7.2);
-    "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (GPM, §7.1).
-    """
-
-    def __init__(self, criterion: str = "eig_sq"):
-        check_choice("criterion", criterion, ("eig", "eig_sq"))
-        self.criterion = criterion
-        self.bases: dict[int, DualBasis] = {}
-
-    def update(self, covariances: Mapping[str, Tensor], eps: float) -> None:
-        for name, C in covariances.items():
-            dual = self.bases.setdefault(block_index(name), DualBasis.empty(C.shape[0], C.dtype, C.device))
-            dual.update_gpm(C if self.criterion == "eig_sq" else representation_from_covariance(C), eps)
-
-    def projectors(self, slices: list[AdaptedSlice]) -> dict[str, Projector]:
-        """Π per slice: remove mode Π = I − MMᵀ, retain mode Π = MMᵀ (M the stored basis)."""
-        return {s.name: Projector(self.bases[s.block].basis, self.bases[s.block].mode)
-                for s in slices if s.block in self.bases}
-
-    def summary(self) -> dict:
-        blocks = sorted(self.bases)
-        return {"protected_dims": [self.bases[b].protected_dim() for b in blocks],
-                "retain_blocks": sum(self.bases[b].mode == "retain" for b in blocks)}
-
-    def state(self) -> dict:
-        return {b: {"basis": d.basis.detach().cpu(), "mode": d.mode} for b, d in self.bases.items()}
-
-    def load(self, state: Mapping, device: torch.device) -> None:
-        self.bases = {int(b): DualBasis(s["basis"].to(device), s["mode"]) for b, s in state.items()}
