@@ -1,6 +1,6 @@
 """The Janus-LoRA paper's reported numbers beside ours: paper, ours and the difference, cell by cell.
 
-`paper_numbers.csv` (in this package) holds every number of janus-lora.md §10 once per paper table, keyed
+`paper_numbers.csv` (in this package) holds every number of docs/method.md §10 once per paper table, keyed
 like our cells (method, gr/oe/dml flags, dataset, tasks, backbone, metric), with a `source` naming the
 paper's table or figure. For the OE-vs-GPM table `method` names the subspace estimator (`oe`, `gpm`).
 Each layout reads the paper tables it mirrors (`PAPER_TABLES`); where the paper prints one cell twice with

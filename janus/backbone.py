@@ -1,6 +1,6 @@
 """timm ViT factory: short names for the paper's backbones, local weights, a frozen base.
 
-Backbones (protocol.md §3, janus-lora.md §1.2):
+Backbones (docs/protocol.md §3, docs/method.md §1.2):
 
 * ``vit``: supervised ViT-B/16, the ImageNet-21k-only augreg checkpoint of the InfLoRA-family code
   (``vit_base_patch16_224.augreg_in21k``); ``vit-in1k`` selects the 21k->1k fine-tuned one.

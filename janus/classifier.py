@@ -2,7 +2,7 @@
 
 `eval.classifier` (one key, any method):
 
-* ``heads``: the method's `predict` (per-task linear heads concatenated over the seen classes, janus-lora.md §2.3;
+* ``heads``: the method's `predict` (per-task linear heads concatenated over the seen classes, docs/method.md §2.3;
   a method with its own classifier, e.g. LoRA-DRS with ``method.nme``, uses that).
 * ``nme``: nearest class mean (iCaRL's NME, SimpleCIL/RanPAC's prototype classifier). After each task, the mean
   feature p_c of every new class c is computed from that task's training images (test transform) with the

@@ -1,6 +1,6 @@
 """Typed configuration of one experiment: frozen dataclasses with a strict `from_dict`.
 
-Field names equal the constructor keyword names of what they configure (DESIGN.md, Conventions). A config
+Field names equal the constructor keyword names of what they configure (docs/architecture.md §3). A config
 comes in as a nested dict (`{"optim": {"lr": 1e-3}}`) or a flat dotted one (`{"optim.lr": 1e-3}`, the form
 Ray Tune and MLflow use); unknown keys fail with a message that names the key and the valid ones.
 Method-specific hyperparameters live in `method.params` and are validated by the method's own options

@@ -1,6 +1,6 @@
 """Per-layer diagnostics of a task's LoRA update, computed from stored second moments (no samples kept).
 
-Interference (janus-lora.md §4, the paper's null-space-violation plot): for an adapted matrix with task
+Interference (docs/method.md §4, the paper's null-space-violation plot): for an adapted matrix with task
 update ΔW (d_out × d_in) and the past tasks' inputs X_past (d_in × N),
 
     ‖ΔW X_past‖_F / ‖X_past‖_F = sqrt( tr(ΔW C ΔWᵀ) / tr(C) ),   C = X_past X_pastᵀ (any positive scale)

@@ -1,4 +1,4 @@
-"""Per-task linear heads, concatenated at inference (janus-lora.md §2.3, InfLoRA's `classifier_pool`).
+"""Per-task linear heads, concatenated at inference (docs/method.md §2.3, InfLoRA's `classifier_pool`).
 
 Training uses only the current head (cross-entropy over the current task's classes); inference concatenates
 the logits of every head seen so far and takes the argmax over all seen classes (no task id).

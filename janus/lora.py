@@ -1,13 +1,13 @@
 """LoRA on slices of timm's fused ``qkv`` projection (K and V by default).
 
-For an adapted slice (janus-lora.md §2.1) with frozen weight W0 (d_out × d_in):
+For an adapted slice (docs/method.md §2.1) with frozen weight W0 (d_out × d_in):
 
     y = W0 x + b + s · Σ_i B_i A_i x,      A_i ∈ R^{r×d_in}, B_i ∈ R^{d_out×r}
 
 A is Kaiming-uniform (a = √5) and B is zero, so an injected model equals the base model at init.
 ``structure="shared"`` keeps one pair per slice, trained across all tasks (the Janus default, §2.2);
 ``structure="per_task"`` adds a new pair at each task and freezes the old ones (InfLoRA-style branches).
-peft cannot adapt only the K and V slices of timm's fused qkv, hence this small module (DESIGN.md).
+peft cannot adapt only the K and V slices of timm's fused qkv, hence this small module (docs/architecture.md §1).
 """
 
 from __future__ import annotations

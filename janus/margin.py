@@ -1,6 +1,6 @@
 """Decoupled Margin Loss (DML), the prototype bank it pushes away from, and the "danger" diagnostic.
 
-Spec: janus-lora.md §6 (6.2 prototypes, 6.3 loss, 6.4 diagnostic).  Features are the CLS token after the final
+See docs/method.md §6 (6.2 prototypes, 6.3 loss, 6.4 diagnostic).  Features are the CLS token after the final
 LayerNorm; prototypes are raw (unnormalised) class means, L2-normalised only when used.
 """
 
@@ -35,7 +35,7 @@ def own_class_centres(features: Tensor, labels: Tensor) -> Tensor:
 class PrototypeBank:
     """Old-class prototypes: one mean feature per learned class, appended per task and never updated after.
 
-    Two ways in (spec §6.2): ``add(classes, means)`` from a post-task pass (LoRA-DRS: test transform, model at the
+    Two ways in (docs/method.md §6.2): ``add(classes, means)`` from a post-task pass (LoRA-DRS: test transform, model at the
     end of the task), or ``accumulate(features, labels)`` on every batch of the last epoch followed by
     ``finalize(classes)`` (the "no extra pass" switch).  Features are averaged without normalisation;
     ``normalized()`` gives the L2-normalised bank (N_old × D) that ``dml_loss`` and ``danger`` use.
@@ -120,7 +120,7 @@ def _pull_term(features: Tensor, labels: Tensor, margin_new: float) -> Tensor:
 
 
 def _softmax_term(features, prototypes, margin, labels, head_weight, tau) -> Tensor:
-    """mean_i −log( e^{τ⟨f̂,ŵ_y⟩} / (e^{τ⟨f̂,ŵ_y⟩} + Σ_{c∈old} e^{τ(⟨f̂,p̂_c⟩ + m)}) )  (spec §6.3, softmax switch)."""
+    """mean_i −log( e^{τ⟨f̂,ŵ_y⟩} / (e^{τ⟨f̂,ŵ_y⟩} + Σ_{c∈old} e^{τ(⟨f̂,p̂_c⟩ + m)}) )  (docs/method.md §6.3, softmax switch)."""
     if labels is None or head_weight is None:
         raise ValueError("the softmax DML form needs labels (current-head indices) and head_weight")
     f_hat = F.normalize(features, dim=1)
@@ -140,7 +140,7 @@ def dml_loss(
     head_weight: Tensor | None = None,
     tau: float = 16.0,
 ) -> Tensor:
-    """Decoupled Margin Loss, spec janus-lora.md §6.3.
+    """Decoupled Margin Loss, docs/method.md §6.3.
 
     hinge (default):  L = (1/B) Σ_i [max_{c∈C_old} ⟨f̂_i, p̂_c⟩ − m_old]₊  +  γ·(1/B) Σ_i [m_new − ⟨f̂_i, ĉ_{y_i}⟩]₊
     (the pull term needs ``labels``; ĉ_y is the in-batch class mean).  softmax: see ``_softmax_term``, with
@@ -163,7 +163,7 @@ def dml_loss(
 
 @torch.no_grad()
 def danger(features: Tensor, prototypes: Tensor | None, labels: Tensor) -> dict[str, float]:
-    """ "Feature invasion danger" diagnostic, spec janus-lora.md §6.4, on one set of current-task features.
+    """ "Feature invasion danger" diagnostic, docs/method.md §6.4, on one set of current-task features.
 
     x_i = max_{c∈C_old} cos(f_i, p_c), y_i = cos(f_i, own class centre) with the centre the mean feature of the
     class within ``features``.  Returns nearest_old_cos = mean x (the paper's "danger"; NaN without prototypes),

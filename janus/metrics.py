@@ -1,4 +1,4 @@
-"""Continual-learning metrics from the accuracy matrix (protocol.md §6.9).
+"""Continual-learning metrics from the accuracy matrix (docs/protocol.md §6.9).
 
 ``acc_matrix[t][j]`` is the accuracy (percent) on task j's test set after training task t, NaN for j > t;
 ``n_test[j]`` is the size of task j's test set. All functions are pure (the input is never modified) and
@@ -9,7 +9,7 @@ return percent. T = number of rows (tasks trained so far).
 * task-averaged A_t = mean_j a[t][j], the prompt papers' convention: ``acc_task``, ``maa_task``.
 * ``bwt`` = mean_{j<T} (a[T][j] − a[j][j]) (Lopez-Paz & Ranzato; negative = forgetting, higher is better).
 * ``fgt`` = mean_{j<T} (max_{j ≤ l < T} a[l][j] − a[T][j]) (Chaudhry; max over earlier steps only, so it
-  can be negative when an old task improves at the last step; protocol.md §6.8 item 5).
+  can be negative when an old task improves at the last step; docs/protocol.md §6.8 item 5).
 """
 
 from __future__ import annotations
@@ -76,6 +76,6 @@ def summarize(acc_matrix, n_test) -> dict[str, float]:
 def mean_over_all_tasks(acc_matrix, n_test, num_tasks: int) -> float:
     """Search objective comparable at every task: Σ_t A_t^pool / T with unseen tasks counted as 0.
 
-    A trial stopped after k tasks is not favoured over a finished one (ecosystem.md gotcha 5, §7.5).
+    A trial stopped after k tasks is not favoured over a finished one (docs/architecture.md §5.2).
     """
     return float(pooled_curve(acc_matrix, n_test).sum() / num_tasks)

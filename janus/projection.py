@@ -2,8 +2,8 @@
 with an `UpdateRewriter` (projector modes, the GR closed form, a violation meter); the subspaces it projects
 against come from `janus.subspace` (`BlockBases`, `input_covariances`). Used by janus, lora-gpm, lora-drs.
 
-The protocol owns the optimizer (DESIGN.md), so a method constrains LoRA through its two step hooks
-(janus-lora.md §5.7, the hook point GR uses):
+The protocol owns the optimizer (docs/architecture.md §3), so a method constrains LoRA through its two step hooks
+(docs/method.md §5.7, the hook point GR uses):
 
     after_backward  ("update" hook) snapshot (A₀, B₀) of every trainable pair
                     ("grad" hook)   rewrite the gradients (g_A, g_B) ← rule(g_A, g_B) in place
@@ -76,9 +76,9 @@ def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, proj
                    gr: GRSettings = GRSettings()) -> tuple[Tensor, Tensor]:
     """The constrained step (ΔA*, ΔB*) of one pair (A r×d, B m×r) at the point (A, B).
 
-    project_a:     ΔA* = ΔA Π,  ΔB* = ΔB                   (LoRA-GPM, baselines.md §7: B free)
+    project_a:     ΔA* = ΔA Π,  ΔB* = ΔB                   (LoRA-GPM, docs/baselines.md §7: B free)
     project_both:  ΔA* = ΔA Π,  ΔB* = Π ΔB                  (LoRA-DRS: u T for A, T u for B, §11; needs m = d)
-    rectify:       (ΔA*, ΔB*) = GR(A, B, ΔA, ΔB; Π)         (janus-lora.md §5, with the `gr` settings)
+    rectify:       (ΔA*, ΔB*) = GR(A, B, ΔA, ΔB; Π)         (docs/method.md §5, with the `gr` settings)
     Every rule is linear in (ΔA, ΔB), so it applies to gradients as well; both outputs are times `scale`.
     """
     basis, mode = projector.basis, projector.mode

@@ -1,4 +1,4 @@
-"""Prompt mechanisms for timm ViTs, shared by L2P, DualPrompt and CODA-Prompt (baselines.md §3-§5).
+"""Prompt mechanisms for timm ViTs, shared by L2P, DualPrompt and CODA-Prompt (docs/baselines.md §3-§5).
 
 No forked ViT: prompts enter timm's own modules through two small, removable pieces.
 
@@ -214,7 +214,7 @@ def orthonormal_rows(
 ) -> torch.Tensor:
     """`count` random unit rows in R^dim, orthogonal to each other and to the rows of `against`.
 
-    Gram–Schmidt initialisation of new CODA-Prompt components (baselines.md §5): project random draws
+    Gram–Schmidt initialisation of new CODA-Prompt components (docs/baselines.md §5): project random draws
     out of span(against) (an orthonormal basis from its SVD) and orthonormalise them (QR). When the free
     space has fewer than `count` dimensions, the rows beyond it stay random unit vectors (the CODA code
     would redraw forever there; only tiny test backbones hit it).

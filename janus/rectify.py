@@ -1,11 +1,11 @@
 """Gradient Rectification (GR): turn a LoRA update into one that respects a protected input subspace.
 
-Spec: janus-lora.md §4 (interference condition) and §5 (GR-T, gauge, ridge, GR-S).
+See docs/method.md §4 (interference condition) and §5 (GR-T, gauge, ridge, GR-S).
 
 Notation for one adapted matrix W = W0 + s·B A (s cancels everywhere below):
 
 * ``A``: (r, d) down-projection, ``B``: (m, r) up-projection; ``dA``, ``dB``: the update the optimiser would apply
-  (same shapes; for Adam the bias-corrected, lr-scaled step with its sign, spec §5.7).
+  (same shapes; for Adam the bias-corrected, lr-scaled step with its sign, docs/method.md §5.7).
 * Composite first-order update Z0 = B dA + dB A (m × d). It is never formed inside GR; only r × r systems are solved.
 * A right projector Π on the input space is given by an orthonormal basis plus a ``mode``:
   ``"remove"`` (default): Π = I − VVᵀ, V spans the protected old-feature subspace (GPM, OE, InfLoRA remove mode);
@@ -24,7 +24,7 @@ from torch import Tensor
 
 MODES = ("remove", "retain")
 VARIANTS = ("tangent", "tangent_gauge", "strict", "off")
-RIDGE_FLOOR = 1e-8  # spec §5.4: the "+1e-8" that keeps the ridge positive when a factor is exactly zero
+RIDGE_FLOOR = 1e-8  # docs/method.md §5.4: the "+1e-8" that keeps the ridge positive when a factor is exactly zero
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -44,8 +44,8 @@ def project_right(M: Tensor, basis: Tensor | None, mode: str = "remove") -> Tens
     """Right-apply the projector Π to a row-space matrix M (..., n, d): M Π.
 
     remove: M (I − VVᵀ) = M − (MV)Vᵀ;  retain: M UUᵀ = (MU)Uᵀ.  An empty basis means Π = I (remove) or Π = 0
-    (retain).  "Project dA only" (LoRA-GPM, baselines.md §7) is ``project_right(dA, V)``.
-    Spec: janus-lora.md §4 and §5.1 (any right projector).
+    (retain).  "Project dA only" (LoRA-GPM, docs/baselines.md §7) is ``project_right(dA, V)``.
+    See docs/method.md §4 and §5.1 (any right projector).
     """
     _check_mode(mode)
     if _is_empty(basis):
@@ -65,7 +65,7 @@ def project_forbidden(M: Tensor, basis: Tensor | None, mode: str = "remove") -> 
 
 
 def composite_update(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
-    """First-order LoRA update of W/s: Z0 = B dA + dB A (m × d).  Spec: janus-lora.md §4.  Diagnostics only."""
+    """First-order LoRA update of W/s: Z0 = B dA + dB A (m × d).  See docs/method.md §4.  Diagnostics only."""
     return B @ dA + dB @ A
 
 
@@ -82,7 +82,7 @@ def violation(
 ) -> Tensor:
     """Relative first-order violation ‖Z0 (I − Π)‖_F / ‖Z0‖_F with Z0 = B dA + dB A; 0 where Z0 = 0.
 
-    remove mode: ‖Z0 V‖_F / ‖Z0‖_F (the paper's ‖ΔW V‖ normalised).  Spec: janus-lora.md §4, §5.5.
+    remove mode: ‖Z0 V‖_F / ‖Z0‖_F (the paper's ‖ΔW V‖ normalised).  See docs/method.md §4, §5.5.
     """
     _check_mode(mode)
     total = _lowrank_sq_norm(B, dA, dB, A)
@@ -97,15 +97,15 @@ def violation(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# GR-T: least squares onto the LoRA tangent space (spec §5.2, ridge §5.4)
+# GR-T: least squares onto the LoRA tangent space (docs/method.md §5.2, ridge §5.4)
 
 
 def _ridged_gram(gram: Tensor, ridge: float, other: Tensor | None = None, balance: float = 0.0) -> Tensor:
     """G + ε I with ε = δ·tr(G)/r + β·tr(G_other)/r + 1e-8, in float64.
 
-    δ·tr(G)/r + 1e-8 is the ridge of spec §5.4. It is relative, so (BᵀB + ε)⁻¹Bᵀ still grows like 1/‖B‖
+    δ·tr(G)/r + 1e-8 is the ridge of docs/method.md §5.4. It is relative, so (BᵀB + ε)⁻¹Bᵀ still grows like 1/‖B‖
     while B is small (early training); the [OUR CHOICE] balance term β·tr(AAᵀ)/r ties the ridge to the
-    other factor's scale, which bounds ‖ΔA*‖ and the second-order term ΔB*ΔA* there (β = 0: the spec).
+    other factor's scale, which bounds ‖ΔA*‖ and the second-order term ΔB*ΔA* there (β = 0: the paper).
     """
     gram = gram.double()
     r = gram.shape[-1]
@@ -129,15 +129,15 @@ def rectify_tangent(
     """GR-T: factors whose composite is the tangent-space least-squares fit of the safe target Z = Z0 Π.
 
     With Π_B = B(BᵀB)⁻¹Bᵀ, Π_A = Aᵀ(AAᵀ)⁻¹A, the minimiser of ‖B dA* + dB* A − Z‖_F is
-    P_T(Z) = Π_B Z + (I − Π_B) Z Π_A, realised by the expanded forms of spec §5.2 / §5.9:
+    P_T(Z) = Π_B Z + (I − Π_B) Z Π_A, realised by the expanded forms of docs/method.md §5.2 / §5.9:
 
         dA* = dA Π + (BᵀB + ε_B I)⁻¹ Bᵀ dB (AΠ)
         dB* = T − B (BᵀB + ε_B I)⁻¹ Bᵀ T,   T = dB (AΠ) Aᵀ (AAᵀ + ε_A I)⁻¹
 
     with ε = δ·tr(gram)/r + 1e-8 (δ = ``ridge``, §5.4), plus β·tr(AAᵀ)/r in ε_B (β = ``balance``, see
-    ``_ridged_gram``; 0 = the spec).  Exact at ε → 0 when B has full column rank; with B = 0
+    ``_ridged_gram``; 0 = the paper's ridge).  Exact at ε → 0 when B has full column rank; with B = 0
     it gives dA* = dA Π and dB* = dB AΠ A⁺, so learning proceeds.  The remaining violation (I − Π_B) Z Π_A (I − Π)
-    is generally non-zero (§5.5).  An empty remove-basis is a no-op (Π = I).  Spec: janus-lora.md §5.2–§5.5.
+    is generally non-zero (§5.5).  An empty remove-basis is a no-op (Π = I).  See docs/method.md §5.2–§5.5.
     """
     _check_mode(mode)
     if mode == "remove" and _is_empty(basis):
@@ -180,9 +180,9 @@ def rectify_tangent_gauge(
 
         BᵀB X + X AAᵀ = (dA − dA*) Aᵀ + Bᵀ (dB* − dB)
 
-    (spec §5.3 writes −Bᵀ dB, which equals this when BᵀdB* = 0, i.e. at ridge 0).  Solved with the ridged Grams
+    (docs/method.md §5.3 writes −Bᵀ dB, which equals this when BᵀdB* = 0, i.e. at ridge 0).  Solved with the ridged Grams
     (BᵀB + ε_B I, AAᵀ + ε_A I), which adds a small Tikhonov term on X and keeps the solve defined when B = 0.
-    Spec: janus-lora.md §5.3.
+    See docs/method.md §5.3.
     """
     dA_star, dB_star = rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)
     if mode == "remove" and _is_empty(basis):
@@ -194,7 +194,7 @@ def rectify_tangent_gauge(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# GR-S: minimum change with exact first-order orthogonality (spec §5.6)
+# GR-S: minimum change with exact first-order orthogonality (docs/method.md §5.6)
 
 
 def _thin_svd_from_gram(M: Tensor, rtol: float, left: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -216,7 +216,7 @@ def _thin_svd_from_gram(M: Tensor, rtol: float, left: bool) -> tuple[Tensor, Ten
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
-    """num / den where den > 0, else 0 (those entries belong to null directions, spec §5.6)."""
+    """num / den where den > 0, else 0 (those entries belong to null directions, docs/method.md §5.6)."""
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
 
 
@@ -239,7 +239,7 @@ def rectify_strict(
         BᵀΛ = W_b S_b [ (U_bᵀEW_a ⊘ (β+γ)) W_aᵀ + (U_bᵀE − (U_bᵀEW_a)W_aᵀ) ⊘ β ],
         ΛAᵀ = U_b (U_bᵀEW_a ⊘ (β+γ)) S_a U_aᵀ + ((EW_a − U_b U_bᵀEW_a) ⊘ γ) S_a U_aᵀ.
     Singular values ≤ rtol·max count as zero (the null × null block of E vanishes, so the system is consistent).
-    Caveat (§5.6): with B = 0 and AQ of full row rank, dB* = 0 (deadlock).  Spec: janus-lora.md §5.6.
+    Caveat (§5.6): with B = 0 and AQ of full row rank, dB* = 0 (deadlock).  See docs/method.md §5.6.
     """
     _check_mode(mode)
     if mode == "remove" and _is_empty(basis):
@@ -278,12 +278,12 @@ def rectify(
     rtol: float = 1e-6,
     balance: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
-    """Rectify one LoRA update (dA, dB) with the named GR variant (spec §9.3 switch "GR variant").
+    """Rectify one LoRA update (dA, dB) with the named GR variant (docs/method.md §9.3 switch "GR variant").
 
-    variant: "tangent" (GR-T, default of the spec), "tangent_gauge" (GR-T + gauge), "strict" (GR-S) or "off"
+    variant: "tangent" (GR-T, the default), "tangent_gauge" (GR-T + gauge), "strict" (GR-S) or "off"
     (returns the update unchanged).  ``ridge`` and ``balance`` are used by the tangent variants,
     ``rtol`` by strict.
-    Spec: janus-lora.md §5.2–§5.6.
+    See docs/method.md §5.2–§5.6.
     """
     if variant == "tangent":
         return rectify_tangent(A, B, dA, dB, basis, ridge=ridge, mode=mode, balance=balance)

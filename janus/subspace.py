@@ -1,6 +1,6 @@
 """Protected input subspaces: activation covariances, energy-threshold bases (OE, GPM, InfLoRA DualGPM).
 
-Spec: janus-lora.md §3 (Online Estimation, OE) and protocol.md §7 (GPM and InfLoRA energy rules).
+See docs/method.md §3 (Online Estimation, OE) and docs/protocol.md §7 (GPM and InfLoRA energy rules).
 
 Conventions: a basis is a (d, k) tensor with orthonormal columns (k may be 0).  A ``DualBasis`` additionally
 carries InfLoRA's mode flag: in ``"remove"`` mode its columns span the protected (old-feature) subspace, in
@@ -49,8 +49,8 @@ class CovarianceAccumulator:
 
     ``update(x)`` takes activations of shape (..., d), detached; every leading index is one token.
     ``mean()`` returns Ĉ = C / n.  With ``ema_decay`` = β the state is instead an EMA of per-batch means,
-    Ĉ ← β Ĉ + (1 − β) (XᵀX / n_batch), initialised by the first batch (spec §3.2 step 1, EMA switch).
-    "Last epoch only" is the caller calling ``reset()`` before that epoch.  Spec: janus-lora.md §3.2, protocol §7.2.
+    Ĉ ← β Ĉ + (1 − β) (XᵀX / n_batch), initialised by the first batch (docs/method.md §3.2 step 1, EMA switch).
+    "Last epoch only" is the caller calling ``reset()`` before that epoch.  See docs/method.md §3.2, docs/protocol.md §7.2.
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class CovarianceAccumulator:
 
 
 def energy_threshold(t: int, num_tasks: int, start: float, end: float = 1.0) -> float:
-    """ε_t = start + (end − start)·t/T, t the 0-based index of the task just learned (spec §3.3, protocol §7.2)."""
+    """ε_t = start + (end − start)·t/T, t the 0-based index of the task just learned (docs/method.md §3.3, docs/protocol.md §7.2)."""
     return start + (end - start) * t / num_tasks
 
 
@@ -109,7 +109,7 @@ def _symmetric(C: Tensor) -> Tensor:
 
 
 def complement_basis(V: Tensor | None, dim: int | None = None) -> Tensor:
-    """Orthonormal basis of span(V)^⊥ (d, d − k), from a complete QR.  Spec: protocol.md §7.2 (DualGPM)."""
+    """Orthonormal basis of span(V)^⊥ (d, d − k), from a complete QR.  See docs/protocol.md §7.2 (DualGPM)."""
     if V is None:
         return torch.eye(dim)
     Q = torch.linalg.qr(V.to(torch.float64), mode="complete")[0]
@@ -120,14 +120,14 @@ def representation_from_covariance(C: Tensor) -> Tensor:
     """R = U diag(√λ) with C = U diag(λ) Uᵀ: a (d, d) matrix with RRᵀ = C.
 
     Its left singular vectors are C's eigenvectors and σ² = λ, so ``gpm_expand_basis(V, R, eps)`` applies the GPM
-    σ²-rule of protocol.md §7.1 to a covariance, whereas passing C itself applies it to λ² (InfLoRA, §7.2).
+    σ²-rule of docs/protocol.md §7.1 to a covariance, whereas passing C itself applies it to λ² (InfLoRA, §7.2).
     """
     evals, evecs = torch.linalg.eigh(_symmetric(C))
     return (evecs * evals.clamp_min(0).sqrt()).to(C.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# OE: residual eigen-energy on a covariance (janus-lora.md §3.2)
+# OE: residual eigen-energy on a covariance (docs/method.md §3.2)
 
 
 def _residual_spectrum(C: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,7 +149,7 @@ def _energy_split(C: Tensor, residual_evals: Tensor, criterion: str) -> tuple[Te
     """(per-direction energies, total energy, energy already covered) under the chosen criterion.
 
     eig:    e_i = λ_i, E_tot = tr Ĉ, E_old = E_tot − Σλ = tr(VᵀĈV).
-    eig_sq: e_i = λ_i², E_tot = ‖Ĉ‖_F² (= Σ eig(Ĉ)²), E_old = E_tot − Σλ_i² (InfLoRA's λ² rule, protocol §7.2).
+    eig_sq: e_i = λ_i², E_tot = ‖Ĉ‖_F² (= Σ eig(Ĉ)²), E_old = E_tot − Σλ_i² (InfLoRA's λ² rule, docs/protocol.md §7.2).
     """
     if criterion == "eig":
         energies, total = residual_evals, torch.trace(C)
@@ -163,7 +163,7 @@ def _energy_split(C: Tensor, residual_evals: Tensor, criterion: str) -> tuple[Te
 def expand_basis(
     V: Tensor | None, C: Tensor, eps: float, criterion: str = "eig", max_dim: int | None = None
 ) -> Tensor:
-    """OE basis expansion at the end of a task (spec janus-lora.md §3.2 step 2).
+    """OE basis expansion at the end of a task (docs/method.md §3.2 step 2).
 
     R = (I − VVᵀ) Ĉ (I − VVᵀ) = U diag(λ) Uᵀ (λ descending); k = the smallest count with
     (E_old + Σ_{i≤k} e_i) / E_tot ≥ ε (e = λ, or λ² with criterion "eig_sq", see ``_energy_split``);
@@ -206,11 +206,11 @@ def shrink_retained_basis(U: Tensor, C: Tensor, eps: float, criterion: str = "ei
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# GPM on a representation matrix and InfLoRA's DualGPM (protocol.md §7.1, §7.2)
+# GPM on a representation matrix and InfLoRA's DualGPM (docs/protocol.md §7.1, §7.2)
 
 
 def gpm_expand_basis(V: Tensor | None, R: Tensor, eps: float, max_dim: int | None = None) -> Tensor:
-    """One GPM update for one layer, as the reference code computes it (protocol.md §7.1).
+    """One GPM update for one layer, as the reference code computes it (docs/protocol.md §7.1).
 
     First task (V None or empty): R = UΣWᵀ, c_i = Σ_{m≤i} σ_m² / Σσ², keep k = max(#{c_i < ε}, 1) columns.
     Later: E = ‖R‖_F², R̂ = R − VVᵀR, walk R̂'s σ̂_i² / E from acc = (E − ‖R̂‖_F²)/E, adding while acc < ε;
@@ -239,7 +239,7 @@ def gpm_expand_basis(V: Tensor | None, R: Tensor, eps: float, max_dim: int | Non
 
 
 def gpm_shrink_retained_basis(U: Tensor, R: Tensor, eps: float) -> Tensor:
-    """InfLoRA's DualGPM update in "retain" mode (U spans the free directions; protocol.md §7.2).
+    """InfLoRA's DualGPM update in "retain" mode (U spans the free directions; docs/protocol.md §7.2).
 
     Ĉ = UUᵀR = Û Ŝ Ŵᵀ; starting from acc = ‖Ĉ‖_F²/‖R‖_F², remove directions while acc ≥ 1 − ε
     (acc −= ŝ_i²/‖R‖_F²); then U ← the top (k − r) left singular vectors of U − Û_r Û_rᵀ U.
@@ -260,7 +260,7 @@ def gpm_shrink_retained_basis(U: Tensor, R: Tensor, eps: float) -> Tensor:
 
 @dataclass
 class DualBasis:
-    """A layer's protected subspace with InfLoRA's remove/retain bookkeeping (protocol.md §7.2).
+    """A layer's protected subspace with InfLoRA's remove/retain bookkeeping (docs/protocol.md §7.2).
 
     ``basis`` (d, k): the protected directions in "remove" mode, their complement in "retain" mode.  After every
     update, a remove-basis with k > d/2 is replaced by its complement and the mode flips to "retain", so at most
@@ -286,7 +286,7 @@ class DualBasis:
         return self.basis.shape[1] if self.mode == "remove" else self.dim - self.basis.shape[1]
 
     def update_oe(self, C: Tensor, eps: float, criterion: str = "eig") -> None:
-        """OE update (janus-lora.md §3.2): ``expand_basis`` in remove mode, ``shrink_retained_basis`` in retain."""
+        """OE update (docs/method.md §3.2): ``expand_basis`` in remove mode, ``shrink_retained_basis`` in retain."""
         if self.mode == "remove":
             self.basis = expand_basis(self.basis, C, eps, criterion)
         else:
@@ -316,7 +316,7 @@ class ActivationRecorder:
     ``with ActivationRecorder({"blocks.0": blk.attn.qkv, ...}) as rec: ...`` registers forward-pre-hooks on entry
     and removes all of them on exit, also when the body raises.  ``start()``/``stop()`` do the same outside a
     ``with`` (e.g. from a method's before_task/after_task).  Set ``enabled = False`` or use ``paused()`` to skip
-    recording (evaluation).  Spec: janus-lora.md §3.2 step 1 (statistics from the training forward passes).
+    recording (evaluation).  See docs/method.md §3.2 step 1 (statistics from the training forward passes).
     """
 
     def __init__(
@@ -386,7 +386,7 @@ def post_task_statistics(
     """GPM/InfLoRA-style extra pass (no grad): Ĉ_name = mean of x xᵀ over all tokens entering each module.
 
     ``model_forward(batch)`` runs the model on one loader batch (the caller unpacks the batch and sets eval mode).
-    ``max_batches`` limits the pass (GPM samples a few batches).  Spec: protocol.md §7.1–§7.2, baselines.md §7–§8.
+    ``max_batches`` limits the pass (GPM samples a few batches).  See docs/protocol.md §7.1–§7.2, docs/baselines.md §7–§8.
     """
     with torch.no_grad(), ActivationRecorder(modules, dtype=dtype) as recorder:
         for index, batch in enumerate(loader):
@@ -406,7 +406,7 @@ def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, ta
     """Ĉ = mean x xᵀ over all tokens entering each of ``modules``, in one no-grad pass over the task's
     training images with the train transform (InfLoRA and LoRA-DRS run their passes on the training
     loader), ``module`` in eval mode.  ``batch_size``/``max_batches``/``shuffle`` sample a subset (GPM's
-    125 samples).  Spec: protocol.md §7.1–§7.2, baselines.md §7, §8 steps 1 and 4, §11.
+    125 samples).  See docs/protocol.md §7.1–§7.2, docs/baselines.md §7, §8 steps 1 and 4, §11.
     """
     loader = task.make_loader(task.train_data, shuffle=shuffle, seed=task.index, batch_size=batch_size)
     was_training = module.training
@@ -423,8 +423,8 @@ def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, ta
 
 
 class BlockBases:
-    """One `DualBasis` per block, shared by its K and V slices (they read the same input, janus-lora.md §2.1),
-    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (protocol.md §7.1–§7.2).
+    """One `DualBasis` per block, shared by its K and V slices (they read the same input, docs/method.md §2.1),
+    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (docs/protocol.md §7.1–§7.2).
 
     criterion "eig_sq": the GPM rule applied to the covariance itself, i.e. to λ² (InfLoRA, §7.2);
     "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (GPM, §7.1).

@@ -1,7 +1,7 @@
 """One task's training loop: optimizer and schedule from config, and the method's hooks.
 
 The loop is `loss -> backward -> method.after_backward -> optimizer.step -> method.after_step`
-(DESIGN.md); methods never call backward or step.
+(docs/architecture.md §3); methods never call backward or step.
 """
 
 from __future__ import annotations

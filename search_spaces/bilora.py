@@ -1,4 +1,4 @@
-"""BiLoRA search space (baselines.md §12; unofficial-implementation hyperparameters, [UNVERIFIED]).
+"""BiLoRA search space (docs/baselines.md §12; unofficial-implementation hyperparameters, [UNVERIFIED]).
 
     python -m study.run --method bilora --search optuna --search-space bilora --num-samples 32
 

@@ -1,4 +1,4 @@
-"""CODA-Prompt search space (baselines.md §5; protocol.md §5).
+"""CODA-Prompt search space (docs/baselines.md §5; docs/protocol.md §5).
 
     python -m study.run --method coda-prompt --search optuna --search-space coda_prompt --num-samples 32
 

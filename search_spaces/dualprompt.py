@@ -1,4 +1,4 @@
-"""DualPrompt search space (baselines.md §4; protocol.md §5).
+"""DualPrompt search space (docs/baselines.md §4; docs/protocol.md §5).
 
     python -m study.run --method dualprompt --search optuna --search-space dualprompt --num-samples 32
 

@@ -1,4 +1,4 @@
-"""InfLoRA search space (baselines.md §8; protocol.md §5, §7.2).
+"""InfLoRA search space (docs/baselines.md §8; docs/protocol.md §5, §7.2).
 
     python -m study.run --method inflora --search optuna --search-space inflora --num-samples 32
 

@@ -1,4 +1,4 @@
-"""Janus-LoRA search space (janus-lora.md §9.2, widened to continuous ranges for TPE).
+"""Janus-LoRA search space (docs/method.md §9.2, widened to continuous ranges for TPE).
 
     python -m study.run --method janus --dataset imagenet-r --tasks 10 --backbone dino --preset paper --search optuna --num-samples 64 --replicate-top 3 --seeds 5
 

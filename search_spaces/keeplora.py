@@ -1,4 +1,4 @@
-"""KeepLoRA search space (baselines.md §10; the ViT class-incremental port is [OUR CHOICE]).
+"""KeepLoRA search space (docs/baselines.md §10; the ViT class-incremental port is [OUR CHOICE]).
 
     python -m study.run --method keeplora --search optuna --search-space keeplora --num-samples 32
 

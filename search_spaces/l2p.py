@@ -1,4 +1,4 @@
-"""L2P search space (baselines.md §3; protocol.md §5).
+"""L2P search space (docs/baselines.md §3; docs/protocol.md §5).
 
     python -m study.run --method l2p --search optuna --search-space l2p --num-samples 32
 

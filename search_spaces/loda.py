@@ -1,9 +1,9 @@
-"""LoDA search space (baselines.md §13; every hyperparameter value is [UNVERIFIED], no public code).
+"""LoDA search space (docs/baselines.md §13; every hyperparameter value is [UNVERIFIED], no public code).
 
     python -m study.run --method loda --search optuna --search-space loda --num-samples 32
 
 The paper names r, w_G (general-branch weight) and ρ_max (GAO radius) as its hyperparameters without
-values available to the spec, so all three are searched, with the lr. `method.rho_max=0` turns GAO off;
+values available to us, so all three are searched, with the lr. `method.rho_max=0` turns GAO off;
 `method.gao_direction=descent` is the other reading of "perturb along B2's gradient".
 The search objective is the harness's `val_maa`.
 """

@@ -1,8 +1,8 @@
-"""LoRA-DRS search space (baselines.md §11; protocol.md §5, §7.3).
+"""LoRA-DRS search space (docs/baselines.md §11; docs/protocol.md §5, §7.3).
 
     python -m study.run --method lora-drs --search optuna --search-space lora_drs --num-samples 32
 
-LoRA-DRS+GR (GR-T with the retain projector, janus-lora.md §5.1, Fig. 6 of the paper) is the same search
+LoRA-DRS+GR (GR-T with the retain projector, docs/method.md §5.1, Fig. 6 of the paper) is the same search
 with `--set method.gr=true`. The published ImageNet-R recipe: Adam 5e-4, head lr 5e-4,
 `--set method.triplet_margin=2.0 --set method.triplet_weight=0.2` (CIFAR-100: head lr 2e-3, margin 1.0, λ 0.05,
 the defaults; DomainNet: margin 2.0, λ 0.1, rank 40).

@@ -1,8 +1,8 @@
-"""LoRA-GPM search space (baselines.md §7; protocol.md §5, §7).
+"""LoRA-GPM search space (docs/baselines.md §7; docs/protocol.md §5, §7).
 
     python -m study.run --method lora-gpm --search optuna --search-space lora_gpm --num-samples 32
 
-LoRA-GPM+GR (the composite step rectified by GR-T, janus-lora.md §5, Fig. 6 of the paper) is the same
+LoRA-GPM+GR (the composite step rectified by GR-T, docs/method.md §5, Fig. 6 of the paper) is the same
 search with `--set method.gr=true`; per-task pairs instead of one shared pair with
 `--set lora.structure=per_task`; GPM's own statistic (125 sampled images, σ² rule) with
 `--set method.statistic=representation --set method.criterion=eig`.

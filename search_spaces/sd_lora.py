@@ -1,4 +1,4 @@
-"""SD-LoRA search space (baselines.md §9; protocol.md §5).
+"""SD-LoRA search space (docs/baselines.md §9; docs/protocol.md §5).
 
     python -m study.run --method sd-lora --search optuna --search-space sd_lora --num-samples 32
 

@@ -1,7 +1,7 @@
 """Ray: a local loopback cluster or an existing one, and the resource checks done before any trial starts.
 
 Local runs use `ray.init(address="local", include_dashboard=False, ...)`: never a stale cluster from
-/tmp/ray (ecosystem.md §5.3), no dashboard server, a capped object store (trials pass little through it).
+/tmp/ray (docs/architecture.md §5.4), no dashboard server, a capped object store (trials pass little through it).
 A trial that asks for more GPUs or CPUs than any node has would stay PENDING forever (gotcha 10), so the
 driver fails at once with a clear message instead.
 """

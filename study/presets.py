@@ -4,8 +4,8 @@
   the embedded recipe of `janus/recipes.py`, the same that `python -m janus` runs; on pretrained ViT-B backbones,
   224-pixel inputs and the `ExperimentConfig` defaults (the InfLoRA protocol: Adam 5e-4, batch 128,
   rank 10), with 5 epochs per task.
-* `--preset paper`: the protocol defaults per data set (protocol.md §5): epochs, lr, batch, schedule, rank;
-  per-method optimiser rows of protocol.md §5 for the baselines whose recipe differs (fine-tuning, SD-LoRA,
+* `--preset paper`: the protocol defaults per data set (docs/protocol.md §5): epochs, lr, batch, schedule, rank;
+  per-method optimiser rows of docs/protocol.md §5 for the baselines whose recipe differs (fine-tuning, SD-LoRA,
   prompts); and every method's own options per data set from its own paper (`PAPER_OPTIONS`, written as
   method-qualified keys `method.<name>.<option>`, so that no method gets another method's margin or threshold).
 * `--preset smoke`: one epoch of two steps per task on a few images per class, for checking that a data
@@ -26,7 +26,7 @@ from janus.pretrain import TINY_BACKBONES
 from janus.recipes import training_recipe
 
 PRESETS = ("smoke", "paper")
-# Tasks per data set when --tasks is not given (the benchmarks' usual splits; protocol.md §1.1).
+# Tasks per data set when --tasks is not given (the benchmarks' usual splits; docs/protocol.md §1.1).
 DATASET_TASKS = {"cifar100": 10, "imagenet-r": 10, "domainnet": 5, "imagenet100": 10, "digits": 5, "fashion-mnist": 5,
                  "synthetic": 2}
 
@@ -34,7 +34,7 @@ DATASET_TASKS = {"cifar100": 10, "imagenet-r": 10, "domainnet": 5, "imagenet100"
 CPU_BACKBONES = ("test", *TINY_BACKBONES)
 PRETRAINED = {"data.image_size": 224, "optim.epochs": 5}
 
-# The shared training recipe per data set (protocol.md §5, the InfLoRA protocol) ...
+# The shared training recipe per data set (docs/protocol.md §5, the InfLoRA protocol) ...
 PAPER = {
     "cifar100": {"optim.optimizer": "adam", "optim.lr": 5e-4, "optim.epochs": 20, "optim.batch_size": 128,
                  "optim.schedule": "inflora_cosine", "lora.rank": 10},
@@ -64,7 +64,7 @@ PAPER_OPTIONS = {
                  "imagenet-r": {"triplet_weight": 0.2, "triplet_margin": 2.0},
                  "domainnet": {"triplet_weight": 0.1, "triplet_margin": 2.0}},
 }
-# protocol.md §5 rows that differ from the InfLoRA recipe, as (cifar100, imagenet-r, domainnet) epochs.
+# docs/protocol.md §5 rows that differ from the InfLoRA recipe, as (cifar100, imagenet-r, domainnet) epochs.
 PAPER_METHOD = {
     "finetune": ({"optim.optimizer": "adam", "optim.lr": 5e-5, "optim.schedule": "cosine"}, (20, 50, 5)),
     "sd-lora": ({"optim.optimizer": "sgd", "optim.momentum": 0.9, "optim.weight_decay": 0.0,

@@ -1,7 +1,7 @@
 """A compact console view of a stage: one line per trial (status, task k/T, ACC, the objective).
 
 Ray Tune's default output prints every trial's whole config and result in boxes; a study wants the
-progress at a glance (ecosystem.md §7.3). Tune uses a custom reporter only with its older output engine
+progress at a glance (docs/architecture.md §5.3). Tune uses a custom reporter only with its older output engine
 (`RAY_AIR_NEW_OUTPUT=0`, set by study/cluster.py). The lines are printed when something changed, at most
 every `every_s` seconds (a stage of more than 12 trials lists only the running ones until the end); MLflow
 holds the details.

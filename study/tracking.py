@@ -9,7 +9,7 @@
 Only the driver talks to MLflow (study/recorder.py, a Tune callback, from the results the trials report),
 so a local sqlite store works on a multi-node cluster too, and there is one writer. The runs are opened with
 `MlflowClient`, not Ray's `MLflowLoggerCallback`, which opens a second run when a trial is restored
-(ecosystem.md gotcha 8): a restored trial finds its run by the `ray_trial_id` tag and continues it, and a
+(docs/architecture.md §6.1): a restored trial finds its run by the `ray_trial_id` tag and continues it, and a
 step it already logged is not logged again. Default store: `sqlite:////<abs studies dir>/mlflow.db` (an
 absolute path); an `http://` server works as well (e.g. one shared by several studies or users).
 """

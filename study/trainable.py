@@ -7,7 +7,7 @@
           after each task: tune.report(metrics, checkpoint=task-boundary checkpoint)
 
 The reported metrics include `val_acc_all` (mean over all T tasks, unseen tasks counting 0, on the
-validation split), the search objective that does not favour trials stopped early (ecosystem.md gotcha 5),
+validation split), the search objective that does not favour trials stopped early (docs/architecture.md §5.2),
 and everything the driver needs for the trial's MLflow run and results row (accuracy matrices, test sizes,
 wall times, diagnostics, device, git SHA): the driver does all the recording (study/recorder.py).
 """

@@ -28,7 +28,7 @@ from study.settings import StudySettings
 from study.tracking import StudyTracking
 from study.trainable import TrialContext, train_trial
 
-SEARCH_CONCURRENCY = 4  # TPE proposes blindly beyond a few trials in flight (ecosystem.md §2.4)
+SEARCH_CONCURRENCY = 4  # TPE proposes blindly beyond a few trials in flight (docs/architecture.md §5.1)
 
 
 def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking, resources: dict):

@@ -1,4 +1,4 @@
-"""Decoupled margin loss, prototype bank and danger diagnostic (janus/margin.py); spec janus-lora.md §6."""
+"""Decoupled margin loss, prototype bank and danger diagnostic (janus/margin.py); docs/method.md §6."""
 
 import math
 

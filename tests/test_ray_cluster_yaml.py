@@ -1,4 +1,4 @@
-"""ray_cluster.yaml passes the checks `ray up` runs before it contacts a cloud (ecosystem.md §4.3):
+"""ray_cluster.yaml passes the checks `ray up` runs before it contacts a cloud (docs/architecture.md §5.5):
 the JSON schema that ships with Ray, then Ray's own `prepare_config` + `validate_config`. No cloud calls,
 no credentials; the on-prem variant in the file's comments is checked too."""
 

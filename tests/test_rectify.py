@@ -1,4 +1,4 @@
-"""Gradient rectification (janus/rectify.py) against dense references; spec janus-lora.md §5.5."""
+"""Gradient rectification (janus/rectify.py) against dense references; docs/method.md §5.5."""
 
 import pytest
 import torch
@@ -201,7 +201,7 @@ def test_balanced_ridge_bounds_the_a_update_while_b_is_small():
         plain = rectify_tangent(A, B, dA, dB, V)[0].norm() / dA.norm()
         balanced = rectify_tangent(A, B, dA, dB, V, balance=1e-2)[0].norm() / dA.norm()
         sizes[scale] = (plain.item(), balanced.item())
-    assert sizes[1e-4][0] > 50 * sizes[1e-2][0]          # the spec's relative ridge blows up as B -> 0
+    assert sizes[1e-4][0] > 50 * sizes[1e-2][0]          # the paper's relative ridge blows up as B -> 0
     assert sizes[1e-4][1] < 2 and sizes[1e-2][1] < 2     # balanced: bounded
     B = torch.randn(m, r, dtype=torch.float64)           # well-scaled B: balance changes little
     plain, balanced = rectify_tangent(A, B, dA, dB, V), rectify_tangent(A, B, dA, dB, V, balance=1e-2)

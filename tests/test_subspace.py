@@ -1,5 +1,5 @@
-"""Covariances, energy-threshold bases and activation hooks (janus/subspace.py); spec janus-lora.md §3,
-protocol.md §7."""
+"""Covariances, energy-threshold bases and activation hooks (janus/subspace.py); docs/method.md §3,
+docs/protocol.md §7."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Data sets and class-incremental scenarios (protocol.md §1-4).
+"""Data sets and class-incremental scenarios (docs/protocol.md §1-4).
 
     scenario = build_scenario(cfg.data, seed, mean_std=None)
     for task in scenario.tasks:

@@ -1,4 +1,4 @@
-"""CIFAR-100 from the official Python pickles, as torchvision downloads them (protocol.md §1.2).
+"""CIFAR-100 from the official Python pickles, as torchvision downloads them (docs/protocol.md §1.2).
 
 Layout: `<root>/cifar-100-python/{train,test,meta}`; `train`/`test` hold b"data" (uint8 N×3072, channel-major
 32×32) and b"fine_labels"; `meta` holds b"fine_label_names".

@@ -1,4 +1,4 @@
-"""DomainNet, official release layout (protocol.md §1.4, project rule).
+"""DomainNet, official release layout (docs/protocol.md §1.4, project rule).
 
 `<root>/domainnet/<domain>/<class>/*.jpg` with the official lists `<root>/domainnet/<domain>_{train,test}.txt`,
 one `<domain>/<class>/<file>.jpg <label>` per line. 345 classes pooled over the chosen domains (all six by

@@ -1,4 +1,4 @@
-"""ImageFolder-style listing: class folders in sorted order, image files below them (protocol.md §1.3, §1.5).
+"""ImageFolder-style listing: class folders in sorted order, image files below them (docs/protocol.md §1.3, §1.5).
 
 Labels follow torchvision's ImageFolder: the index of the class folder name in sorted order.
 """

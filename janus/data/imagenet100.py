@@ -1,4 +1,4 @@
-"""ImageNet-100 in the ImageNet-1k folder layout (protocol.md §1.5, project rule).
+"""ImageNet-100 in the ImageNet-1k folder layout (docs/protocol.md §1.5, project rule).
 
 Looks for `<root>/imagenet100/{train,val}/<wnid>/` first, then a full ImageNet tree `<root>/imagenet/{train,val}`
 (val must be sorted into wnid folders too). Classes: the first 100 wnids of `train/` in sorted order, which on a

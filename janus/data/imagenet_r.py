@@ -1,4 +1,4 @@
-"""ImageNet-R from the original, unsplit `<root>/imagenet-r/<wnid>/*.jpg` tree (protocol.md §1.3, project rule).
+"""ImageNet-R from the original, unsplit `<root>/imagenet-r/<wnid>/*.jpg` tree (docs/protocol.md §1.3, project rule).
 
 Labels are always ImageFolder ids (index of the wnid in sorted order), which the InfLoRA-family identity order
 needs (§2). The train/test split comes from either

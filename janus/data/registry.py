@@ -1,4 +1,4 @@
-"""The data-set registry: name -> builder(cfg, root) -> SourceData (protocol.md §1)."""
+"""The data-set registry: name -> builder(cfg, root) -> SourceData (docs/protocol.md §1)."""
 
 from __future__ import annotations
 

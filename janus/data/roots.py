@@ -1,4 +1,4 @@
-"""Where the data lives, and the one-line error for data that is not there (protocol.md §1)."""
+"""Where the data lives, and the one-line error for data that is not there (docs/protocol.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Task formation: class order, relabelling, equal tasks, validation carve-out (protocol.md §2, §4).
+"""Task formation: class order, relabelling, equal tasks, validation carve-out (docs/protocol.md §2, §4).
 
 With C classes, T tasks and class order π (original ids), task j owns π[j·C/T : (j+1)·C/T]; labels are renamed
 to positions in π, so task j owns the contiguous scenario labels [j·C/T, (j+1)·C/T). Each task's validation
@@ -71,7 +71,7 @@ class Scenario:
     info: dict = field(default_factory=dict)
 
     def seen(self, task: Task | int) -> list[Task]:
-        """Tasks 0..t, whose test sets the evaluation after task t covers (protocol.md §2.1)."""
+        """Tasks 0..t, whose test sets the evaluation after task t covers (docs/protocol.md §2.1)."""
         t = task.index if isinstance(task, Task) else int(task)
         return self.tasks[: t + 1]
 
@@ -142,7 +142,7 @@ def class_order(num_classes: int, mode: str, seed: int) -> np.ndarray:
 
 
 def check_tasks(num_classes: int, num_tasks: int, name: str) -> None:
-    """Tasks must split the classes evenly (protocol.md §2.1)."""
+    """Tasks must split the classes evenly (docs/protocol.md §2.1)."""
     if num_tasks < 1 or num_classes % num_tasks:
         valid = [t for t in range(1, num_classes + 1) if num_classes % t == 0]
         raise UserError(f"{name} has {num_classes} classes, which {num_tasks} tasks cannot split evenly; "

@@ -31,7 +31,7 @@ class Source(Protocol):
 class SourceData:
     """One data set as a builder returns it.
 
-    `style` picks the transforms (protocol.md §4): "imagenet" (files; test Resize(256/224·size) + CenterCrop),
+    `style` picks the transforms (docs/protocol.md §4): "imagenet" (files; test Resize(256/224·size) + CenterCrop),
     "cifar" (small arrays; test Resize(size)) or "tensor" (in-memory tensors already at image_size).
     """
 

@@ -1,4 +1,4 @@
-"""Deterministic per-class (stratified) selection of sample indices (protocol.md §1.3, §2.3; DESIGN `val_maa`).
+"""Deterministic per-class (stratified) selection of sample indices (docs/protocol.md §1.3, §2.3; DESIGN `val_maa`).
 
 Every class draws its own permutation from `np.random.default_rng([seed, stream, class_id])`, so the samples a
 class contributes do not depend on which other classes are present, on the class order or on the run seed.
@@ -12,7 +12,7 @@ STREAM_DATASET_SPLIT = 0  # train/test split of data sets without an official on
 STREAM_SUBSET = 1  # caps and validation carve-out inside an existing split
 
 # Fixed on purpose: the validation split must not move with the run seed, so every seed and every trial of a
-# search is scored on the same held-out images (protocol.md §2.3: the seed must not re-split the data).
+# search is scored on the same held-out images (docs/protocol.md §2.3: the seed must not re-split the data).
 VAL_SEED = 0
 
 

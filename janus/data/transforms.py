@@ -1,4 +1,4 @@
-"""Train and test transforms (protocol.md §3 normalisation quirk, §4 transform table; InfLoRA row by default).
+"""Train and test transforms (docs/protocol.md §3 normalisation quirk, §4 transform table; InfLoRA row by default).
 
 * train: RandomResizedCrop(size, scale) + RandomHorizontalFlip; scale (0.08, 1) by default, (0.7, 1) for
   DomainNet when the user asks for the LoRA-DRS variant.

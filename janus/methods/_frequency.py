@@ -1,4 +1,4 @@
-"""Frequency-domain weight updates for BiLoRA (baselines.md §12): pure tensor functions.
+"""Frequency-domain weight updates for BiLoRA (docs/baselines.md §12): pure tensor functions.
 
 A task's update of one (M × N) weight lives on a set S_t of 2-D frequencies, flat indices into M·N:
 

@@ -1,6 +1,6 @@
-"""LoDA's energy objectives and recalibration (baselines.md §13): pure tensor functions.
+"""LoDA's energy objectives and recalibration (docs/baselines.md §13): pure tensor functions.
 
-LoDA's paper (arXiv 2603.00191) had no public code when the spec was written; the objectives follow the spec's
+LoDA's paper (arXiv 2603.00191) had no public code when this was written; the objectives follow the paper's
 reading of the abstract and a third-party note [PAPER], and the exact forms below are [UNVERIFIED].
 S_new = E[x xᵀ] of the current task, S_old the cumulative moment of the old tasks (d × d, uncentred).
 All work runs in float64; results come back in the dtype of S_new.

@@ -12,7 +12,7 @@ from janus.methods.base import Method, MethodContext, TaskInfo
 
 
 class LoRAMethod(Method):
-    """LoRA (janus-lora.md §2.1) on the frozen backbone plus per-task heads.
+    """LoRA (docs/method.md §2.1) on the frozen backbone plus per-task heads.
 
     With ``lora.structure == "per_task"`` a new pair is added at every task after the first and the older
     pairs are frozen; with ``"shared"`` one pair per slice is trained across all tasks.

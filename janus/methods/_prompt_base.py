@@ -1,4 +1,4 @@
-"""Shared base of the prompt methods: L2P, DualPrompt, CODA-Prompt (baselines.md §3-§5).
+"""Shared base of the prompt methods: L2P, DualPrompt, CODA-Prompt (docs/baselines.md §3-§5).
 
 One training or evaluation batch goes through
 
@@ -9,16 +9,16 @@ One training or evaluation batch goes through
 
 The query is computed once per batch and reused within the step: the prompt loss (pull / orthogonality)
 travels to `loss` in `MethodOutput.extra`, so nothing is recomputed. Selection is per sample (cosine
-against keys), so test-time predictions never depend on the batch composition (protocol.md §6.8 item 7).
+against keys), so test-time predictions never depend on the batch composition (docs/protocol.md §6.8 item 7).
 The cross-entropy over the current head's classes equals the papers' masking of the other classes'
 logits (l2p-pytorch `train_mask`, CODA-Prompt's old-class −inf).
 
 Conventions of these papers that the harness keeps beside its own:
 
 * **Metric:** their published numbers are **task-averaged** accuracy (`acc_task`, `maa_task`;
-  protocol.md §6.2: CODA-Prompt `trainer.py`, l2p-pytorch `evaluate_till_now`); the harness's primary
+  docs/protocol.md §6.2: CODA-Prompt `trainer.py`, l2p-pytorch `evaluate_till_now`); the harness's primary
   `acc`/`maa` are pooled. Compare with the papers on `acc_task`.
-* **Optimiser:** the CODA-Prompt recipe is Adam 1e-3 with its cosine schedule, bs 128 (protocol.md §5);
+* **Optimiser:** the CODA-Prompt recipe is Adam 1e-3 with its cosine schedule, bs 128 (docs/protocol.md §5);
   the protocol's default lr is 5e-4, so run them with `--set optim.lr=1e-3` (the protocol's
   `inflora_cosine` schedule is CODA's `CosineSchedule` formula).
 """

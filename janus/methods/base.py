@@ -5,7 +5,7 @@ The protocol (janus/protocol.py) owns the data, the optimizer and its schedule, 
     before_task(task) -> [before_epoch(task, e) -> (forward -> loss -> backward -> after_backward(task)
     -> optimizer.step() -> after_step(task))*]* -> after_task(task) -> predict(x) for evaluation
 
-Methods never call `backward` or `step` (DESIGN.md). Hooks take explicit arguments (`TaskInfo`), and the
+Methods never call `backward` or `step` (docs/architecture.md §3). Hooks take explicit arguments (`TaskInfo`), and the
 framework does the bookkeeping (heads, optimizer rebuild, checkpoints).
 
 State that changes shape across tasks (bases, prototype banks) belongs in `extra_state` so checkpoints

@@ -1,4 +1,4 @@
-"""BiLoRA (CVPR'25), following the unofficial implementation summarised in baselines.md §12.
+"""BiLoRA (CVPR'25), following the unofficial implementation summarised in docs/baselines.md §12.
 
 Per block and adapted slice s ∈ lora.targets (K and V by default), task t owns real coefficients c_{s,t} on a
 set S_t of 2-D frequencies of the (d_out × d_in) weight, and the model uses the sum over the tasks seen so far:

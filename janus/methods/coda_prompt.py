@@ -1,4 +1,4 @@
-"""CODA-Prompt (Smith et al., CVPR'23; baselines.md §5), as in `GT-RIPL/CODA-Prompt:models/zoo.py`.
+"""CODA-Prompt (Smith et al., CVPR'23; docs/baselines.md §5), as in `GT-RIPL/CODA-Prompt:models/zoo.py`.
 
 At each prompted layer l (0-4), M components P_m ∈ R^{L_p×D} with keys K_m ∈ R^D and attention vectors
 A_m ∈ R^D. The prompt of a sample is an attention-weighted sum of the components, from the frozen-ViT
@@ -25,7 +25,7 @@ default lr is 5e-4; `inflora_cosine` is CODA's `CosineSchedule`). PILOT's CODA-P
 M must be at least the number of tasks; on the tiny `test` backbone (D = 64) use a smaller M.
 
 The published CODA-Prompt numbers are task-averaged accuracy: compare on `acc_task` / `maa_task`
-(protocol.md §6.2); the harness's `acc` / `maa` are pooled.
+(docs/protocol.md §6.2); the harness's `acc` / `maa` are pooled.
 """
 
 from __future__ import annotations

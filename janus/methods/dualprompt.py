@@ -1,4 +1,4 @@
-"""DualPrompt (Wang et al., ECCV'22; baselines.md §4), as in the CODA-Prompt repo (`models/zoo.py`).
+"""DualPrompt (Wang et al., ECCV'22; docs/baselines.md §4), as in the CODA-Prompt repo (`models/zoo.py`).
 
 Prefix tuning (janus.prompts): each prompt of L rows is split into a key prefix (first L/2 rows) and a
 value prefix (the rest), concatenated to K and V of its layer's attention.
@@ -22,7 +22,7 @@ method.e_length=10 method.pull_coeff=0.1 method.e_init_from_previous=true` (PILO
 and value rows separately; `shared_prompt_pool` starts E_t from E_{t−1}), with `optim.schedule=constant`.
 
 The published DualPrompt numbers are task-averaged accuracy: compare on `acc_task` / `maa_task`
-(protocol.md §6.2); the harness's `acc` / `maa` are pooled.
+(docs/protocol.md §6.2); the harness's `acc` / `maa` are pooled.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sequential full fine-tuning (baselines.md §2): every backbone weight plus the current head, no replay.
+"""Sequential full fine-tuning (docs/baselines.md §2): every backbone weight plus the current head, no replay.
 
 Loss: cross-entropy over the current head's classes (PILOT FineTune for t > 0; per-task heads as every
 other method here). Use a small lr (the CODA-Prompt FT recipe trains with Adam 5e-5).

@@ -1,4 +1,4 @@
-"""InfLoRA (baselines.md §8; `liangyanshuo/InfLoRA:methods/inflora.py`, `models/vit_inflora.py`).
+"""InfLoRA (docs/baselines.md §8; `liangyanshuo/InfLoRA:methods/inflora.py`, `models/vit_inflora.py`).
 
 Task t owns a branch (A_t, B_t) on K and V of every block: k = W_k x + Σ_{i≤t} B_i A_i x (v likewise).
 
@@ -8,7 +8,7 @@ Task t owns a branch (A_t, B_t) on K and V of every block: k = W_k x + Σ_{i≤t
    mode, M the complement basis), so the rows of A_t lie outside the old-input subspace; A_t is frozen.
 3. Only B_t (zero init) and head t are trained.
 4. After training, a second pass recomputes C_t and grows the DualGPM basis with the GPM rule on λ² of the
-   covariance (`criterion` "eig_sq") and ε_t = λ + (λ_end − λ)·t/T (protocol.md §7.2).
+   covariance (`criterion` "eig_sq") and ε_t = λ + (λ_end − λ)·t/T (docs/protocol.md §7.2).
 
 The method is defined by per-task branches, so it adds a pair at every task whatever `lora.structure` says
 (the diagnostics record `structure: per_task`). K and V of a block get the same A_t, as in the official code.
@@ -41,7 +41,7 @@ class InfLoRAOptions:
 
 
 def design_down_projection(C: Tensor, projector: Projector, rank: int) -> Tensor:
-    """A = (top-r left singular vectors of Π C)ᵀ / √3 (baselines.md §8 step 2), Π = I − MMᵀ or MMᵀ.
+    """A = (top-r left singular vectors of Π C)ᵀ / √3 (docs/baselines.md §8 step 2), Π = I − MMᵀ or MMᵀ.
 
     The left singular vectors of Π C lie in range(Π), so A Π = A; the rows are projected once more, which
     only matters where Π C has rank < r and the SVD fills in arbitrary directions (those rows shrink to

@@ -1,5 +1,5 @@
 """Janus-LoRA: LoRA on K and V + Online Estimation (OE) + Gradient Rectification (GR) + Decoupled Margin
-Loss (DML). Spec: janus-lora.md (section numbers below); the equations live in `janus/subspace.py`,
+Loss (DML). See docs/method.md (section numbers below); the equations live in `janus/subspace.py`,
 `janus/rectify.py` and `janus/margin.py`, each tested against a dense reference.
 
 Per task t (§7):
@@ -60,7 +60,7 @@ class JanusOptions:
     criterion: str = "eig"           # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
     oe_window: str = "all"           # statistics over all epochs, or the last epoch only (§3.2)
     fallback_subspace: str = "gpm"   # the subspace GR uses when OE is off (ablation ④)
-    gpm_samples: int = 125           # GPM's sample count for that post-task pass (protocol.md §7.1)
+    gpm_samples: int = 125           # GPM's sample count for that post-task pass (docs/protocol.md §7.1)
     protect_without_gr: str = "project_a"  # OE without GR (ablations ③, ⑥)
     lambda_dml: float = 0.1          # λ_DML (§9.1; searched log 1e-2..1)
     margin: float = 0.3              # m_old = cos θ_m (§6.3; the danger threshold is 0.5)

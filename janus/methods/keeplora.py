@@ -1,10 +1,10 @@
-"""KeepLoRA (ICLR'26) ported to ViT class-incremental learning (baselines.md §10; protocol.md §7.3).
+"""KeepLoRA (ICLR'26) ported to ViT class-incremental learning (docs/baselines.md §10; docs/protocol.md §7.3).
 
 The official code (`MaolinLuo/KeepLoRA`) covers CLIP (MTIL) and LLaVA only; it has no ViT class-incremental
 code, so this adaptation is [OUR CHOICE].  For every adapted slice W (d_out × d_in) of timm's fused qkv (the
 harness's LoRA layout, lora.targets = K, V and lora.rank, instead of the official q, k, v, o at rank 16):
 
-* Protected input subspace M (d_in × k).  Before task 0: the GPM σ²-energy cut (protocol.md §7.1) at
+* Protected input subspace M (d_in × k).  Before task 0: the GPM σ²-energy cut (docs/protocol.md §7.1) at
   ``weight_threshold`` on the singular vectors of W itself.  After each task: GPM expansion with the block's
   input features at ``feature_threshold``.  M is capped at d_in − r columns so that A always fits beside it.
 * Task t: G = ∇_W L averaged over the task's batches (current head's cross-entropy, adapter contributing 0);
@@ -15,7 +15,7 @@ harness's LoRA layout, lora.targets = K, V and lora.rank, instead of the officia
 Differences from the official code:
 * [OUR CHOICE] ``weight_basis="input"`` takes W's right singular vectors (input space), where A lives.  The
   official code applies the left ones (output space) on the input side, which only works because
-  d_in = d_out (baselines.md §10 "ambiguity"); ``weight_basis="output"`` reproduces it.
+  d_in = d_out (docs/baselines.md §10 "ambiguity"); ``weight_basis="output"`` reproduces it.
 * [OUR CHOICE] the feature statistic is the uncentred covariance of all tokens of the task (its eigenvalues are
   the σ² of the raw features up to a constant, so the GPM rule keeps the same directions), not the running
   average of per-batch Xᵀ; the SVD is exact instead of ``svd_lowrank(q=4r, niter=4)``.
@@ -52,7 +52,7 @@ class KeepLoRAOptions:
 
 
 def weight_protected_basis(weight: Tensor, threshold: float, side: str, max_dim: int) -> Tensor:
-    """GPM σ²-cut (protocol.md §7.1) on W's right (``side="input"``) or left (``"output"``) singular vectors."""
+    """GPM σ²-cut (docs/protocol.md §7.1) on W's right (``side="input"``) or left (``"output"``) singular vectors."""
     representation = weight.t() if side == "input" else weight
     return gpm_expand_basis(None, representation.detach(), threshold, max_dim=max_dim)
 

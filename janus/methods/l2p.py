@@ -1,4 +1,4 @@
-"""L2P, Learning to Prompt (Wang et al., CVPR'22; baselines.md §3).
+"""L2P, Learning to Prompt (Wang et al., CVPR'22; docs/baselines.md §3).
 
 A shared pool of M prompts P_m ∈ R^{L_p×D} with keys k_m ∈ R^D. For each sample, the frozen-ViT query
 q(x) picks the top-N keys by cos(q, k_m); the chosen prompts are prepended to the tokens (prompt tuning at
@@ -20,10 +20,10 @@ mean as feature. Variants by flags:
 * **PILOT L2P:** the defaults with `optim.lr=0.001875 optim.schedule=constant optim.batch_size=16`.
 * **Batch-wise selection** (`method.batchwise_prompt=true`, l2p-pytorch's default): the N prompts most
   often chosen in the batch are used for the whole batch, so test results depend on the batch
-  composition (protocol.md §6.8 item 7); off by default.
+  composition (docs/protocol.md §6.8 item 7); off by default.
 
 The published L2P numbers are task-averaged accuracy: compare on `acc_task` / `maa_task`
-(protocol.md §6.2); the harness's `acc` / `maa` are pooled.
+(docs/protocol.md §6.2); the harness's `acc` / `maa` are pooled.
 """
 
 from __future__ import annotations

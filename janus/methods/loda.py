@@ -1,6 +1,6 @@
-"""LoDA (ICML'26, arXiv 2603.00191): general and isolated LoRA subspaces (baselines.md §13; protocol.md §7.3).
+"""LoDA (ICML'26, arXiv 2603.00191): general and isolated LoRA subspaces (docs/baselines.md §13; docs/protocol.md §7.3).
 
-No public code was available; the algorithm follows the spec's reading of the abstract and a third-party note
+No public code was available; the algorithm follows the paper's reading of the abstract and a third-party note
 [PAPER], and every detail below is [UNVERIFIED] (the values are flags).  Per block, with S^t = E[x xᵀ] of the
 qkv input on task t (computed with W^{t−1} before training) and S^{<t} the moment over all old tokens:
 
@@ -11,7 +11,7 @@ qkv input on task t (computed with W^{t−1} before training) and S^{<t} the mom
 * Gradient-Aligned Optimisation (GAO): each batch is split into halves; the B's are moved by
   ε = ±ρ ∇L_2/‖∇L_2‖ with ρ ~ U(0, ρ_max) (second half), the returned loss is the first half's at the moved
   point, and `after_backward` restores the B's before the optimizer step (SAM-like).  The sign is
-  ``gao_direction`` (ascent = SAM, the spec's reading).
+  ``gao_direction`` (ascent = SAM, the paper's reading).
 * After the task: W ← W + s·(B_G Λ A_G + B_I A_I), Λ = `_loda_math.recalibration` with β = old_weight·n_old/n_new
   (the joint least-squares optimum over all tokens when old_weight = 1); B ← 0; S^{<t+1} absorbs S^t.
 """

@@ -1,4 +1,4 @@
-"""LoRA-DRS (baselines.md §11; `DngBack/LoRA-Sub-DRS@836ad29:methods/lorasub_drs.py`,
+"""LoRA-DRS (docs/baselines.md §11; `DngBack/LoRA-Sub-DRS@836ad29:methods/lorasub_drs.py`,
 `optimgrad/adam_proj.py`, `utils/losses.py`): LoRA subtraction, updates projected into the drift-resistant
 space, augmented triplet loss, NME evaluation.
 
@@ -10,7 +10,7 @@ sparse (one N(0, 0.01) entry per column, `b_init`); A_t, B_t and head t are trai
   smallest count such that Σ_{i≤k} S_i / Σ S ≥ `energy` (0.99), T = P Pᵀ / ‖P Pᵀ‖_F = P Pᵀ/√k.
 * Each optimizer step of a LoRA pair is replaced by ΔA ← ΔA T, ΔB ← T ΔB (`_projected`, "update" hook:
   the Adam step, as adam_proj.py; `normalize_step=false` drops the 1/√k). With `gr` ("LoRA-DRS+GR",
-  janus-lora.md §5.1) the composite is rectified by GR with the retain projector Π = P Pᵀ instead
+  docs/method.md §5.1) the composite is rectified by GR with the retain projector Π = P Pᵀ instead
   (times 1/√k as well). Task 0 is unconstrained.
 * Loss: CE on the current head + λ·ATL. ATL on L2-normalised features f̂:
   d_ap(i) = max_{y_j = y_i} ‖f̂_i − f̂_j‖ (hardest positive),

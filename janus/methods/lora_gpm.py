@@ -1,23 +1,23 @@
-"""LoRA-GPM (baselines.md §7): LoRA whose A-updates are projected off the GPM basis of old-task inputs.
+"""LoRA-GPM (docs/baselines.md §7): LoRA whose A-updates are projected off the GPM basis of old-task inputs.
 
 Per block l (K and V share the input x = LN1(h)) a basis M_l of old-task inputs is kept. Every optimizer
-step of task t > 0 is rewritten after Adam computed it (janus-lora.md §5.7, `_projected.UpdateRewriter`):
+step of task t > 0 is rewritten after Adam computed it (docs/method.md §5.7, `_projected.UpdateRewriter`):
 
     ΔA ← ΔA (I − M_l M_lᵀ),   ΔB unchanged                      (gr = false)
-    (ΔA, ΔB) ← GR(A, B, ΔA, ΔB; Π = I − M_l M_lᵀ)               (gr = true, "LoRA-GPM+GR", janus-lora.md §5)
+    (ΔA, ΔB) ← GR(A, B, ΔA, ΔB; Π = I − M_l M_lᵀ)               (gr = true, "LoRA-GPM+GR", docs/method.md §5)
 
 so the rows of A move only in span(M_l)^⊥ and ΔW x ≈ 0 for old inputs as far as A's step goes; with
 `gr.enabled` the composite B ΔA + ΔB A is rectified instead (`gr.variant`, `gr.ridge`, `gr.balance`: the same GR
 and defaults as the janus method). After each task the basis grows from the task's
-inputs with ε_t = threshold + (threshold_end − threshold)·t/T (protocol.md §7.2), and a basis larger than
+inputs with ε_t = threshold + (threshold_end − threshold)·t/T (docs/protocol.md §7.2), and a basis larger than
 d/2 is stored by its complement (DualGPM, retain mode; the projector flips accordingly).
 
 `statistic` "covariance": the uncentred covariance over all tokens of all training images (InfLoRA's
-statistic, protocol.md §7.2); "representation": `gpm_samples` random training images (GPM, §7.1).
+statistic, docs/protocol.md §7.2); "representation": `gpm_samples` random training images (GPM, §7.1).
 `criterion` "eig_sq" applies the GPM energy rule to λ² of the covariance (InfLoRA), "eig" to λ = σ² (GPM).
 [OUR CHOICE] defaults: InfLoRA's statistic and rule, since LoRA-GPM keeps InfLoRA's layout.
 `lora.structure` picks one shared pair (default) or per-task pairs. [UNVERIFIED] whether the Janus tables'
-LoRA-GPM starts a new A in the null space (baselines.md §15 item 4): `null_space_init` (per-task pairs only).
+LoRA-GPM starts a new A in the null space (docs/baselines.md §15 item 4): `null_space_init` (per-task pairs only).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SD-LoRA (baselines.md §9; `JonnesLin/SD-Lora-CL@8bacded:models/sdlora.py`, `backbone/lora.py`).
+"""SD-LoRA (docs/baselines.md §9; `JonnesLin/SD-Lora-CL@8bacded:models/sdlora.py`, `backbone/lora.py`).
 
 Magnitude / direction decoupling, as implemented: at task t each adapted projection adds
 

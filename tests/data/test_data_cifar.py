@@ -1,4 +1,4 @@
-"""CIFAR-100 from the official python pickles (protocol.md §1.2)."""
+"""CIFAR-100 from the official python pickles (docs/protocol.md §1.2)."""
 
 import numpy as np
 import pytest

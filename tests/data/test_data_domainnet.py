@@ -1,4 +1,4 @@
-"""DomainNet: official folders and <domain>_{train,test}.txt lists, configurable domains (protocol.md §1.4)."""
+"""DomainNet: official folders and <domain>_{train,test}.txt lists, configurable domains (docs/protocol.md §1.4)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""ImageNet-100: PODNet subset (first 100 sorted wnids) or a class-list file (protocol.md §1.5)."""
+"""ImageNet-100: PODNet subset (first 100 sorted wnids) or a class-list file (docs/protocol.md §1.5)."""
 
 import numpy as np
 import pytest

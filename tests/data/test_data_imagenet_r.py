@@ -1,4 +1,4 @@
-"""ImageNet-R: unsplit tree, seeded stratified split written once, CODA-Prompt YAML split (protocol.md §1.3)."""
+"""ImageNet-R: unsplit tree, seeded stratified split written once, CODA-Prompt YAML split (docs/protocol.md §1.3)."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Transforms of protocol.md §4: sizes, value range, crop scale, normalisation switch."""
+"""Transforms of docs/protocol.md §4: sizes, value range, crop scale, normalisation switch."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""InfLoRA (baselines.md §8): designed, frozen A_t outside the old subspace; only B_t and the head train."""
+"""InfLoRA (docs/baselines.md §8): designed, frozen A_t outside the old subspace; only B_t and the head train."""
 
 import math
 

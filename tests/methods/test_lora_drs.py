@@ -1,4 +1,4 @@
-"""LoRA-DRS (baselines.md §11): steps inside the drift-resistant space, augmented triplet loss, NME."""
+"""LoRA-DRS (docs/baselines.md §11): steps inside the drift-resistant space, augmented triplet loss, NME."""
 
 import math
 
@@ -90,7 +90,7 @@ def test_lora_drs_steps_lie_in_the_drift_resistant_space_and_predict_uses_protot
 @pytest.mark.parametrize(("balance", "at_most"), [(None, 1.0), (0.0, 0.9)], ids=["default", "spec-ridge"])
 def test_lora_drs_with_gr_lowers_the_violation_in_retain_mode(tiny, balance, at_most):
     # the balanced ridge (default, as the janus method) trades some first-order reduction for bounded ΔA*
-    # while the new B is tiny; the spec's ridge shows the full first-order effect
+    # while the new B is tiny; the paper's ridge shows the full first-order effect
     overrides = {"method.gr": True} if balance is None else {"method.gr": True, "method.gr_balance": balance}
     result = janus.run_experiment(tiny(**PARAMS, **overrides))
     second = result.diagnostics[1]

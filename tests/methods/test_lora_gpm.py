@@ -1,4 +1,4 @@
-"""LoRA-GPM (baselines.md §7) and the update-rewriting machinery it shares (janus/projection.py)."""
+"""LoRA-GPM (docs/baselines.md §7) and the update-rewriting machinery it shares (janus/projection.py)."""
 
 import importlib
 import math
@@ -69,7 +69,7 @@ def test_strict_gr_removes_the_composite_violation_and_tangent_gr_lowers_it():
         summary = rewriter.summary()
         assert summary["violation_applied"] < summary["violation_raw"]
     assert max(results["strict"]) < 1e-5
-    assert max(results["tangent"]) > 1e-5  # GR-T reduces, it does not remove (janus-lora.md §5.5)
+    assert max(results["tangent"]) > 1e-5  # GR-T reduces, it does not remove (docs/method.md §5.5)
 
 
 def test_grad_hook_projects_the_gradient_before_the_optimizer():

@@ -1,4 +1,4 @@
-"""SD-LoRA (baselines.md §9): frozen unit-norm old directions, learnable magnitudes, RR and KD variants."""
+"""SD-LoRA (docs/baselines.md §9): frozen unit-norm old directions, learnable magnitudes, RR and KD variants."""
 
 import math
 
