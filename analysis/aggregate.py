@@ -18,7 +18,12 @@ import polars as pl
 # method's options dataclass, the one source of the defaults.
 FLAGS = {"oe": ("cfg.method.oe",), "gr": ("cfg.method.gr.enabled", "cfg.method.gr"), "dml": ("cfg.method.dml",)}
 BASE_KEYS = ("method", "dataset", "tasks", "backbone")
-GROUP_KEYS = (*BASE_KEYS, "oe", "gr", "dml", "epochs", "variant")
+GROUP_KEYS = (*BASE_KEYS, "oe", "gr", "dml", "epochs", "variant", "rule")
+# The energy rule of a subspace method ("eig ≥ 0.97"): its criterion and threshold, from the columns that
+# record them (older studies: eps_start / energy_criterion), else the method's defaults. A comparison of
+# estimators (OE vs GPM) pairs rows with the same rule.
+RULE_COLUMNS = {"threshold": ("cfg.method.threshold", "cfg.method.eps_start"),
+                "criterion": ("cfg.method.criterion", "cfg.method.energy_criterion")}
 TABLE_METRICS = ("acc", "maa", "bwt")
 # Config keys that name the group already or cannot change a result.
 IGNORED_CONFIG = {"cfg.method.name", "cfg.data.dataset", "cfg.data.tasks", "cfg.backbone.name",
@@ -55,6 +60,27 @@ def flag_defaults() -> dict[str, dict[str, bool]]:
         if any(isinstance(v, bool) for v in values.values()):
             result[name] = {flag: v for flag, v in values.items() if isinstance(v, bool)}
     return result
+
+
+def option_defaults(option: str) -> dict[str, object]:
+    """{method: default} of one option, for the methods whose options have it."""
+    from janus.methods import METHODS
+
+    return {name: getattr(cls.Options(), option) for name, cls in METHODS.items()
+            if hasattr(cls.Options(), option)}
+
+
+def _option(rows: pl.DataFrame, option: str, dtype) -> pl.Expr:
+    present = [pl.col(c).cast(dtype) for c in RULE_COLUMNS[option] if c in rows.columns]
+    value = pl.coalesce(present) if present else pl.lit(None, dtype)
+    default = pl.col("method").replace_strict(option_defaults(option), default=None, return_dtype=dtype)
+    return value.fill_null(default)
+
+
+def _rule(rows: pl.DataFrame) -> pl.Expr:
+    """'eig ≥ 0.97' for methods with an energy threshold, else null."""
+    threshold = _option(rows, "threshold", pl.Float64)
+    return pl.format("{} ≥ {}", _option(rows, "criterion", pl.String), threshold.round(4)).alias("rule")
 
 
 def _flag(rows: pl.DataFrame, name: str) -> pl.Expr:
@@ -96,7 +122,7 @@ def with_keys(rows: pl.DataFrame) -> pl.DataFrame:
         variant = pl.struct(keys).map_elements(_variant_label(keys), return_dtype=pl.String)
     else:
         variant = pl.lit("")
-    return rows.with_columns(epochs.cast(pl.Int64).alias("epochs"), variant.alias("variant"))
+    return rows.with_columns(epochs.cast(pl.Int64).alias("epochs"), variant.alias("variant"), _rule(rows))
 
 
 def aggregate(rows: pl.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS) -> pl.DataFrame:

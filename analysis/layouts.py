@@ -161,9 +161,13 @@ def _estimator(agg: pl.DataFrame) -> pl.Expr:
 
 
 def oe_vs_gpm_table(agg: pl.DataFrame) -> pl.DataFrame:
-    """Benchmarks x {GPM, OE} (paper Table 5, single epoch); empty unless both estimators ran."""
+    """Benchmarks x {GPM, OE} (paper Table 5, single epoch); empty unless both estimators ran at the same
+    energy rule (criterion and threshold), so that the table compares the estimators and nothing else."""
     subset = agg.with_columns(_estimator(agg).alias("estimator")).filter(pl.col("estimator").is_not_null())
-    if subset["estimator"].n_unique() < 2:
+    pair = ["dataset", "tasks", "backbone", "epochs", "rule"]
+    both = subset.group_by(pair).agg(pl.col("estimator").n_unique().alias("k")).filter(pl.col("k") == 2)
+    subset = subset.join(both.select(pair), on=pair, how="semi", nulls_equal=True)
+    if subset.height == 0:
         return pl.DataFrame()
     # Paper numbers are single-epoch: only a single-epoch cell is keyed for the comparison.
     subset = subset.with_columns(
@@ -176,9 +180,10 @@ def oe_vs_gpm_table(agg: pl.DataFrame) -> pl.DataFrame:
         label = names.benchmark_name(row["dataset"], row["tasks"])
         label += f", {names.backbone_name(row['backbone'])}" if several else ""
         label += f", {row['epochs']} epochs" if row["epochs"] not in (1, None) else ""
+        label += f", {row['rule']}"
         key = (names.backbone_order(row["backbone"]), names.dataset_order(row["dataset"]), row["tasks"],
-               row["epochs"] or 0)
-        return _with_variant(label, row), key
+               row["epochs"] or 0, row["rule"])
+        return label, key
 
     def group(row: dict) -> tuple[str, tuple]:
         return names.ESTIMATORS[row["estimator"]], (row["estimator"] == "oe",)

@@ -5,7 +5,7 @@ What is read (the layout `study/` logs; every part but the run itself is optiona
 * params: the flat config keys (`method.name`, `data.dataset`, `data.tasks`, `backbone.name`, `seed`,
   `optim.lr`, `method.oe`, ...), values parsed as JSON (`true`, `5e-4`) or Python literals (`True`, `None`);
   each becomes the column `cfg.<key>`;
-* metrics: `final_<name>` for `acc`, `maa`, `bwt`, ... (`analysis.load.METRIC_COLUMNS`), `wall_s`,
+* metrics: `final_<name>` for `acc`, `maa`, `bwt`, ... (`analysis.schema.METRIC_COLUMNS`), `wall_s`,
   `peak_memory_mb`, else the last value of `<name>` (the per-task series, logged at step = task);
 * tags: `ray_trial_id` (or `trial_id`), `stage`, `git_sha`, `device`, `error` when set;
 * status: FINISHED -> "completed", FAILED or KILLED -> "failed", anything else -> "unfinished";
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from analysis.load import METRIC_COLUMNS, conform
+from analysis.schema import METRIC_COLUMNS, conform
 from janus.errors import UserError
 
 STATUS = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "failed"}

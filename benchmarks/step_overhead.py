@@ -22,9 +22,9 @@ from functools import partial
 
 import torch
 
-from janus.backbone import build_backbone, feature_dim
 from janus.config import ExperimentConfig
-from janus.methods import MethodContext, TaskInfo, build_method
+from janus.experiment import build_experiment
+from janus.methods import resolve_config
 from janus.runtime import resolve_device
 from janus.subspace import energy_threshold, expand_basis
 from janus.training import train_step
@@ -33,20 +33,19 @@ IMAGE_SIZE = {"test": 32}
 
 
 def build(name: str, backbone_name: str, args, device) -> tuple:
-    cfg = ExperimentConfig.from_dict({"backbone.name": backbone_name, "backbone.pretrained": False,
-                                      "method.name": name, "lora.rank": args.rank,
-                                      "optim.precision": args.precision})
-    torch.manual_seed(0)
     size = IMAGE_SIZE.get(backbone_name, 224)
-    backbone = build_backbone(cfg.backbone, img_size=size)
-    context = MethodContext(lora=cfg.lora, num_tasks=2, classes_per_task=(args.classes, args.classes),
-                            feature_dim=feature_dim(backbone), device=device)
-    method = build_method(cfg, backbone, context).to(device)
+    cfg = resolve_config(ExperimentConfig.from_dict({
+        "backbone.name": backbone_name, "backbone.pretrained": False, "method.name": name, "lora.rank": args.rank,
+        "optim.precision": args.precision, "optim.epochs": 2, "seed": 0,
+        # a 2-task scenario of random images: the step is timed on its own batch below
+        "data.dataset": "synthetic", "data.tasks": 2, "data.synthetic_classes": 2 * args.classes,
+        "data.synthetic_train_per_class": 2, "data.synthetic_test_per_class": 1, "data.image_size": size}))
+    experiment = build_experiment(cfg, device)
+    method = experiment.method
     method.heads.add_head(args.classes, device)          # task 0's head
     if name == "janus":
         protect_like_after_task_0(method, args.basis_fraction, args.classes, device)
-    task = TaskInfo(index=1, num_tasks=2, offset=args.classes, num_classes=args.classes, train_data=None,
-                    train_eval_data=None, make_loader=None, device=device, epochs=2)
+    task = experiment.task_info(experiment.scenario.tasks[1])
     method.before_task(task)
     method.before_epoch(task, 0)
     optimizer = torch.optim.Adam([p for g in method.param_groups() for p in g["params"]], lr=1e-4)

@@ -15,18 +15,9 @@ import argparse
 import sys
 import time
 
-from janus.errors import DEBUG_HELP, OneLineParser, UserError, run_cli
+from janus.config import parse_overrides
+from janus.errors import DEBUG_HELP, OneLineParser, run_cli
 from janus.offline import ONLINE_FLAG, ONLINE_HELP, entry_point_policy
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"--set expects key=value, got {pair!r}")
-        overrides[key.strip()] = value.strip()
-    return overrides
 
 
 def print_task(report) -> None:

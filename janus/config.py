@@ -137,6 +137,17 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), sort_keys=True, default=list)
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE` pairs (repeatable) -> {key: value}; values stay strings until `from_dict` types them."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def positive(name: str, value: int) -> None:
     if value < 1:
         raise UserError(f"{name} must be at least 1, got {value}")

@@ -1,10 +1,9 @@
 """The sequential class-incremental protocol: tasks -> train -> evaluate -> accuracy matrix -> report.
 
-    cfg      = ExperimentConfig.from_dict(config)
-    backbone = build_backbone(cfg.backbone)            # timm, frozen
-    scenario = build_scenario(cfg.data, cfg.seed)      # tasks, class order
-    method   = build_method(cfg, backbone, context)    # registry; may inject LoRA
-    for task in scenario.tasks:
+    cfg        = resolve_config(config)                # once; typed from here on
+    experiment = build_experiment(cfg)                 # janus/experiment.py: backbone (timm, frozen),
+                                                       # scenario (tasks, class order), method (registry)
+    for task in experiment.scenario.tasks:
         train_task(method, task)                       # before_task ... after_step
         diagnostics = method.after_task(task)
         row = evaluate(method, seen tasks)             # class-incremental argmax over all seen classes
@@ -26,22 +25,12 @@ from functools import partial
 import numpy as np
 import torch
 
-from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.classifier import NMEClassifier, check_classifier
 from janus.config import ExperimentConfig
-from janus.data import build_scenario, make_loader
-from janus.methods import Method, MethodContext, TaskInfo, build_method, resolve_config
+from janus.experiment import Experiment, build_experiment
+from janus.methods import Method, TaskInfo, resolve_config
 from janus.metrics import mean_over_all_tasks, summarize
-from janus.runtime import (
-    autocast,
-    configure_device,
-    num_workers,
-    peak_memory_mb,
-    resolve_device,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
+from janus.runtime import autocast, peak_memory_mb, rng_state, set_rng_state
 from janus.training import train_task
 
 
@@ -105,28 +94,18 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
                    resume: dict | None = None) -> ExperimentResult:
     """Run the full sequential protocol for one config and seed (see the module docstring).
 
-    `resume` is a checkpoint produced by `TaskReport.checkpoint()`; training continues at the next task.
+    `config` is resolved here, once (`janus.methods.resolve_config`); `resume` is a checkpoint produced by
+    `TaskReport.checkpoint()`, training continues at the next task.
     """
     cfg = resolve_config(config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config))
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.optim.device)
-    configure_device(device)
-    backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
-    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
-    context = MethodContext(lora=cfg.lora, num_tasks=len(scenario.tasks), device=device,
-                            classes_per_task=tuple(t.num_classes for t in scenario.tasks),
-                            feature_dim=feature_dim(backbone))
-    method = build_method(cfg, backbone, context).to(device)
-    nme = NMEClassifier(context.feature_dim) if check_classifier(cfg.eval.classifier) == "nme" else None
-    state = ProtocolState(num_tasks=len(scenario.tasks))
+    experiment = build_experiment(cfg)
+    method, device = experiment.method, experiment.device
+    nme = NMEClassifier(experiment.context.feature_dim) if check_classifier(cfg.eval.classifier) == "nme" else None
+    state = ProtocolState(num_tasks=experiment.num_tasks)
     if resume is not None:
         state = _restore(method, nme, resume)
-    loader = partial(_loader, cfg=cfg, device=device)
-    for task in scenario.tasks[state.tasks_done:]:
-        info = TaskInfo(index=task.index, num_tasks=len(scenario.tasks), offset=task.offset,
-                        num_classes=task.num_classes, train_data=task.train, train_eval_data=task.train_eval,
-                        make_loader=loader, device=device, epochs=cfg.optim.epochs)
-        _run_task(method, nme, info, scenario, state, cfg, loader)
+    for task in experiment.scenario.tasks[state.tasks_done:]:
+        _run_task(experiment, nme, experiment.task_info(task), state)
         if on_task_end is not None:
             on_task_end(TaskReport(task.index, state, state.metrics(), partial(_checkpoint, method, nme, state),
                                    peak_memory_mb(device)))
@@ -135,8 +114,8 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
                             peak_memory_mb(device), str(device))
 
 
-def _run_task(method: Method, nme: NMEClassifier | None, info: TaskInfo, scenario, state: ProtocolState, cfg,
-              loader) -> None:
+def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo, state: ProtocolState) -> None:
+    method, cfg = experiment.method, experiment.cfg
     start = time.perf_counter()
     state.train_stats.append(train_task(method, info, cfg.optim, cfg.seed))
     state.diagnostics.append(method.after_task(info))
@@ -145,20 +124,14 @@ def _run_task(method: Method, nme: NMEClassifier | None, info: TaskInfo, scenari
     if info.device.type == "cuda":
         torch.cuda.synchronize(info.device)
     state.task_wall_s.append(time.perf_counter() - start)
-    seen = scenario.tasks[: info.index + 1]
-    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, cfg.optim.precision, nme)
-    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, cfg.optim.precision, nme)
+    seen = experiment.scenario.tasks[: info.index + 1]
+    loader, precision = experiment.loader, cfg.optim.precision
+    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, precision, nme)
+    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, precision, nme)
     pad = [math.nan] * (state.num_tasks - len(seen))
     state.acc_matrix.append(test_row + pad)
     state.val_matrix.append(val_row + pad)
     state.n_test, state.n_val = n_test, n_val
-
-
-def _loader(dataset, *, cfg: ExperimentConfig, device: torch.device, shuffle: bool = False, seed: int = 0,
-            drop_last: bool = False, batch_size: int | None = None):
-    size = batch_size or (cfg.optim.batch_size if shuffle else cfg.optim.eval_batch_size)
-    return make_loader(dataset, size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                       num_workers=num_workers(cfg.optim.num_workers, device))
 
 
 @torch.no_grad()

@@ -313,7 +313,7 @@ class DualBasis:
 class ActivationRecorder:
     """Feed each module's input (detached) to that name's ``CovarianceAccumulator`` while active.
 
-    ``with ActivationRecorder({"blocks.0": blk.attn.qkv, ...}) as rec: ...`` registers forward-pre-hooks on entry
+    ``with ActivationRecorder({module_name(0): blk.attn.qkv, ...}) as rec: ...`` registers forward-pre-hooks on entry
     and removes all of them on exit, also when the body raises.  ``start()``/``stop()`` do the same outside a
     ``with`` (e.g. from a method's before_task/after_task).  Set ``enabled = False`` or use ``paused()`` to skip
     recording (evaluation).  See docs/method.md §3.2 step 1 (statistics from the training forward passes).

@@ -23,31 +23,28 @@ def tiny_config(**overrides) -> dict:
 
 
 def build_tiny(config: dict):
-    """(cfg, scenario, method) for a flat config, built the way `run_experiment` builds them (CPU)."""
-    import torch
+    """(cfg, scenario, method) for a flat config, built the way `run_experiment` builds them, on the CPU."""
+    return _experiment(config)[1:]
 
-    from janus.backbone import build_backbone, data_mean_std, feature_dim
+
+def tiny_experiment(config: dict):
+    """The `janus.experiment.Experiment` of a flat config, on the CPU."""
+    return _experiment(config)[0]
+
+
+def _experiment(config: dict):
     from janus.config import ExperimentConfig
-    from janus.data import build_scenario
-    from janus.methods import MethodContext, build_method
+    from janus.experiment import build_experiment
+    from janus.methods import resolve_config
 
-    cfg = ExperimentConfig.from_dict(config)
-    torch.manual_seed(cfg.seed)                  # the random test backbone is not in checkpoints
-    backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
-    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
-    context = MethodContext(cfg.lora, len(scenario.tasks), tuple(t.num_classes for t in scenario.tasks),
-                            feature_dim(backbone))
-    return cfg, scenario, build_method(cfg, backbone, context)
+    experiment = build_experiment(resolve_config(ExperimentConfig.from_dict(config)), device="cpu")
+    return experiment, experiment.cfg, experiment.scenario, experiment.method
 
 
 def task_info(cfg, task, num_tasks: int):
     """The `TaskInfo` the protocol would pass for `task` (CPU loaders from the config)."""
-    from functools import partial
-
     import torch
 
-    from janus.methods import TaskInfo
-    from janus.protocol import _loader
+    from janus.experiment import make_task_info
 
-    return TaskInfo(task.index, num_tasks, task.offset, task.num_classes, task.train, task.train_eval,
-                    partial(_loader, cfg=cfg, device=torch.device("cpu")), epochs=cfg.optim.epochs)
+    return make_task_info(cfg, task, num_tasks, torch.device("cpu"))

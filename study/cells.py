@@ -40,6 +40,7 @@ ABLATION_FLAGS = [(False, False, False), (False, False, True), (True, False, Fal
 
 
 ABLATION_KEYS = ("method.oe", "method.gr.enabled", "method.dml")
+RULE_KEYS = ("method.threshold", "method.criterion")
 
 
 def build_cells(settings: StudySettings) -> list[Cell]:
@@ -53,7 +54,24 @@ def build_cells(settings: StudySettings) -> list[Cell]:
         for flags in variants:
             extra = {} if flags is None else dict(zip(ABLATION_KEYS, flags))
             cells.append(Cell(m, d, b, {**overrides, **extra}))
-    return cells
+    return cells + (matched_gpm_cells(cells) if settings.ablation else [])
+
+
+def matched_gpm_cells(cells: list[Cell]) -> list[Cell]:
+    """With the ablation, LoRA-GPM once more at Janus's energy rule (threshold and criterion), so that the
+    OE-vs-GPM table compares the two estimators and nothing else (analysis.layouts.oe_vs_gpm_table)."""
+    extra = []
+    for gpm in [c for c in cells if c.method == "lora-gpm"]:
+        janus = next((c for c in cells if c.method == "janus" and (c.dataset, c.backbone) == (gpm.dataset,
+                                                                                             gpm.backbone)), None)
+        if janus is None:
+            continue
+        rule = {key: resolve(janus.with_seed(0)).method.params[key.split(".")[1]] for key in RULE_KEYS}
+        if all(gpm.overrides.get(k, resolve(gpm.with_seed(0)).method.params[k.split(".")[1]]) == v
+               for k, v in rule.items()):
+            continue
+        extra.append(Cell("lora-gpm", gpm.dataset, gpm.backbone, {**gpm.overrides, **rule}))
+    return extra
 
 
 def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone: str) -> dict:

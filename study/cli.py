@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from janus import recipes
+from janus.config import parse_overrides
 from janus.errors import DEBUG_HELP, UserError
 from janus.offline import ONLINE_FLAG, ONLINE_HELP
 from study.settings import StudySettings, latest_study, read_study_json
@@ -239,16 +240,6 @@ def split_ints(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds lists a seed twice: {text}")
     return seeds
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = value.strip()
-    return overrides
 
 
 def default_name(datasets: tuple[str, ...], backbones: tuple[str, ...]) -> str:

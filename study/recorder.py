@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ray import tune
 
+from janus.config import ExperimentConfig
 from janus.runtime import git_sha, package_versions
 from study import results
 from study.configs import resolve, trial_overrides
@@ -36,9 +37,15 @@ class StudyRecorder(tune.Callback):
         self.study, self.stage, self.early_stopping = study, stage, early_stopping
         self.results_path, self.tracking = Path(results_path), tracking
         self.runs: dict[str, TrialRun] = {}
+        self.configs: dict[str, ExperimentConfig] = {}   # each trial's config, resolved once
 
     def __getstate__(self):  # Tune pickles its callbacks with the experiment; open runs stay behind
         return {**self.__dict__, "runs": {}}
+
+    def config(self, trial_id: str, tune_config: dict) -> ExperimentConfig:
+        if trial_id not in self.configs:
+            self.configs[trial_id] = resolve(trial_overrides(tune_config))
+        return self.configs[trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.run(trial)
@@ -52,7 +59,8 @@ class StudyRecorder(tune.Callback):
                                            **task_streams(result)})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if not stopped_by_scheduler_or_done(trial.last_result or {}, trial.config, self.early_stopping):
+        if not stopped_by_scheduler_or_done(trial.last_result or {}, self.config(trial.trial_id, trial.config),
+                                            self.early_stopping):
             return  # interrupted: no row, its MLflow run stays open for --resume
         row = self.record(trial.trial_id, trial.config, trial.last_result or {}, error=None)
         if row["status"] == "completed":
@@ -66,7 +74,7 @@ class StudyRecorder(tune.Callback):
 
     def run(self, trial) -> TrialRun:
         if trial.trial_id not in self.runs:
-            config = resolve(trial_overrides(trial.config))
+            config = self.config(trial.trial_id, trial.config)
             tags = {"janus.study": self.study, "stage": self.stage, "method": config.method.name,
                     "dataset": config.data.dataset, "backbone": config.backbone.name,
                     "tasks": str(config.data.tasks), "seed": str(config.seed), "git_sha": git_sha(),
@@ -76,7 +84,8 @@ class StudyRecorder(tune.Callback):
         return self.runs[trial.trial_id]
 
     def record(self, trial_id: str, tune_config: dict, last_result: dict, error: str | None) -> dict:
-        row, config = row_for(self.study, self.stage, trial_id, tune_config, last_result, error)
+        row, config = row_for(self.study, self.stage, trial_id, self.config(trial_id, tune_config), last_result,
+                              error)
         results.upsert(self.results_path, [row], results.cfg_dtypes(config))
         return row
 
@@ -96,18 +105,23 @@ def task_streams(result: dict) -> dict[str, float]:
     return streams
 
 
-def stopped_by_scheduler_or_done(last_result: dict, tune_config: dict, early_stopping: bool) -> bool:
+def as_config(config: ExperimentConfig | dict) -> ExperimentConfig:
+    """A resolved config as it is, or a Tune trial config resolved."""
+    return config if isinstance(config, ExperimentConfig) else resolve(trial_overrides(config))
+
+
+def stopped_by_scheduler_or_done(last_result: dict, config: ExperimentConfig | dict, early_stopping: bool) -> bool:
     """True when a completed trial finished all its tasks, or was stopped after at least one task by an
     early-stopping scheduler; anything else ended because the study was interrupted."""
     done = int(last_result.get("tasks_done") or 0)
-    total = resolve(trial_overrides(tune_config)).data.tasks
+    total = as_config(config).data.tasks
     return done >= total or (early_stopping and done > 0)
 
 
-def row_for(study: str, stage: str, trial_id: str, tune_config: dict, last_result: dict,
+def row_for(study: str, stage: str, trial_id: str, config: ExperimentConfig | dict, last_result: dict,
             error: str | None) -> tuple[dict, object]:
     """The results row of one trial (a trial that ended before its last task counts as failed)."""
-    config = resolve(trial_overrides(tune_config))
+    config = as_config(config)
     done, total = int(last_result.get("tasks_done", 0)), config.data.tasks
     if error is None and done < total:
         error = f"stopped early by the scheduler after {done} of {total} tasks"

@@ -1,7 +1,6 @@
 """Bad input across the four command-line tools: each case exits with its code and one `error:` line on
 stderr, prints no traceback, and leaves no study folder behind."""
 
-import json
 import socket
 
 import pytest

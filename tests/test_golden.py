@@ -15,7 +15,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
 import embedded  # noqa: E402
 
-
 # Percentage points: one test image of a digits task (~72 test images per task) is 1.4 points.
 TOLERANCE = 1.5
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from janus.testing import tiny_config
 from janus import run_experiment
 from janus.errors import UserError
 from janus.methods import METHODS, Method, register_method
 from janus.protocol import evaluate
+from janus.testing import tiny_config
 from janus.training import NonFiniteLoss, schedule_factor
 
 

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from janus.errors import UserError
 from janus.config import LoraConfig
+from janus.errors import UserError
 from janus.lora import SLICES, inject_lora
 from janus.methods._frequency import disjoint_supports, frequency_update
 from janus.methods.base import Method, MethodContext, TaskInfo

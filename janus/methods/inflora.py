@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from janus.methods._lora_base import LoRAMethod
 from janus.lora import block_of
+from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import TaskInfo
 from janus.methods.registry import register_method
-from janus.rectify import project_right
 from janus.projection import Projector
+from janus.rectify import project_right
 from janus.subspace import BlockBases, energy_threshold, input_covariances
 
 A_SCALE = 1 / math.sqrt(3)  # the official code's `U[:, :rank].T / math.sqrt(3)`

@@ -32,9 +32,9 @@ from janus.diagnostics import interference_ratio, low_rank_delta
 from janus.errors import UserError
 from janus.margin import PrototypeBank, danger, dml_loss
 from janus.methods._lora_base import LoRAMethod
-from janus.projection import GRSettings, Projector, UpdateRewriter
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
+from janus.projection import GRSettings, Projector, UpdateRewriter
 from janus.subspace import ActivationRecorder, energy_threshold, expand_basis, post_task_statistics
 
 CHOICES = {

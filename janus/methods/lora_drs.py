@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from janus.margin import PrototypeBank
-from janus.methods._lora_base import LoRAMethod
 from janus.errors import check_choice
 from janus.lora import block_of
+from janus.margin import PrototypeBank
+from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
 from janus.projection import GR_OFF, GRSettings, Projector, UpdateRewriter

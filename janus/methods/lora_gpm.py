@@ -31,8 +31,8 @@ from janus.errors import UserError, check_choice
 from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import MethodContext, TaskInfo
 from janus.methods.registry import register_method
-from janus.rectify import project_right
 from janus.projection import GR_OFF, GRSettings, UpdateRewriter
+from janus.rectify import project_right
 from janus.subspace import BlockBases, energy_threshold, input_covariances
 
 

@@ -125,8 +125,9 @@ def test_ablation_table_rows_follow_the_paper_with_check_marks():
 
 def test_gr_plugin_and_oe_vs_gpm_bold_within_each_row():
     janus_oe = {"cfg.method.oe": True, "cfg.method.dml": False}  # OE alone (ablation ③)
+    janus_rule = {"cfg.method.threshold": 0.97, "cfg.method.criterion": "eig"}  # Janus's default rule
     rows = [make_row(m, "cifar100", 10, seed=s, acc=a + s, bwt=b,
-                     cfg={"cfg.method.gr": gr, "cfg.optim.epochs": 1, **(janus_oe if m == "janus" else {})})
+                     cfg={"cfg.method.gr": gr, "cfg.optim.epochs": 1, **(janus_oe if m == "janus" else janus_rule)})
             for m, gr, a, b in [("lora-gpm", False, 70, -9), ("lora-gpm", True, 72, -4), ("janus", False, 71, -6)]
             for s in range(2)]
     tables = {t.name: to_markdown(t).splitlines() for t in build_tables(results_frame(rows))}
@@ -137,9 +138,17 @@ def test_gr_plugin_and_oe_vs_gpm_bold_within_each_row():
         " ---------------: |"),
         ("| LoRA-GPM |   70.50 ± 0.71 | **80.00** ± 0.00 |   -9.00 ± 0.00 | **72.50** ± 0.71 | **80.00** ± 0.00 |"
         " **-4.00** ± 0.00 |")]
-    assert tables["oe_vs_gpm"][4] == ("| CIFAR-100 (T=10) | 70.50 ± 0.71 | **80.00** ± 0.00 | -9.00 ± 0.00 |"
-                                      " **71.50** ± 0.71 | **80.00** ± 0.00 | **-6.00** ± 0.00 |")
+    assert tables["oe_vs_gpm"][4] == ("| CIFAR-100 (T=10), eig ≥ 0.97 | 70.50 ± 0.71 | **80.00** ± 0.00 |"
+                                      " -9.00 ± 0.00 | **71.50** ± 0.71 | **80.00** ± 0.00 | **-6.00** ± 0.00 |")
     assert tables["oe_vs_gpm"][-1] == "Mean ± sample standard deviation (ddof=1) over 2 seeds. Best per row and metric in bold. Prediction: per-task linear heads."
+
+
+def test_oe_vs_gpm_compares_only_runs_at_the_same_energy_rule():
+    janus_oe = {"cfg.method.oe": True, "cfg.method.dml": False, "cfg.method.gr": False, "cfg.optim.epochs": 1}
+    rows = [make_row("janus", "cifar100", 10, seed=s, cfg=janus_oe) for s in range(2)]
+    rows += [make_row("lora-gpm", "cifar100", 10, seed=s, cfg={"cfg.optim.epochs": 1}) for s in range(2)]
+    tables = {t.name for t in build_tables(results_frame(rows))}
+    assert "oe_vs_gpm" not in tables   # eig ≥ 0.97 (Janus) vs eig_sq ≥ 0.95 (LoRA-GPM's default): no pair
 
 
 def test_backbone_and_imagenet_r_tables_appear_only_with_their_dimension():

@@ -6,9 +6,9 @@ import struct
 import numpy as np
 import pytest
 
+from janus.config import DataConfig
 from janus.data import build_scenario, fashion_mnist
 from janus.errors import UserError
-from janus.config import DataConfig
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

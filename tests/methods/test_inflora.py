@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import janus
-from janus.projection import Projector
 from janus.methods.inflora import A_SCALE, design_down_projection
+from janus.projection import Projector
 
 PARAMS = {"method.name": "inflora"}
 

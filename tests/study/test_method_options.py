@@ -75,3 +75,13 @@ def test_gr_switch_and_settings_combine_in_either_order():
     for raw in ({"method.gr": True, "method.gr.ridge": 0.5}, {"method.gr.ridge": 0.5, "method.gr": True}):
         gr = build_options("lora-gpm", ExperimentConfig.from_dict({"method.name": "lora-gpm", **raw}).method.params).gr
         assert gr.enabled and gr.ridge == 0.5 and gr.balance == 1e-2
+
+
+def test_the_ablation_adds_lora_gpm_at_janus_energy_rule_for_the_oe_vs_gpm_table(tmp_path):
+    settings = parse_settings(["--studies-dir", str(tmp_path), "--backbone", "test",
+                               "--method", "janus,lora-gpm", "--ablation", "on"])
+    gpm = [resolve_config(ExperimentConfig.from_dict(c.with_seed(0))).method.params
+           for c in build_cells(settings) if c.method == "lora-gpm"]
+    janus = resolve_config(ExperimentConfig.from_dict({"method.name": "janus"})).method.params
+    assert [(p["threshold"], p["criterion"]) for p in gpm] == [(0.95, "eig_sq"),
+                                                               (janus["threshold"], janus["criterion"])]
