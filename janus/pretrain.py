@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from janus.data.roots import cache_dir
 from janus.errors import UserError
+from janus.progress import ConsoleBar, bar, clock
 
 FORMAT_VERSION = 1  # bump when the meaning of a recipe field changes, so old cache files are not reused
 
@@ -106,8 +107,8 @@ def pretrain(recipe: PretrainRecipe, data_root: str | None = None,
         if progress and ((step + 1) % report_every == 0 or step + 1 == recipe.steps):
             elapsed = time.perf_counter() - start
             eta = elapsed / (step + 1) * (recipe.steps - step - 1)
-            progress(f"pretrain {recipe.model} on {recipe.dataset}: step {step + 1}/{recipe.steps}  "
-                     f"loss {loss.item():.3f}  {elapsed:5.0f}s elapsed, ETA {eta:4.0f}s")
+            progress(f"pretrain {recipe.model} on {recipe.dataset}: step {step + 1}/{recipe.steps} "
+                     f"{bar((step + 1) / recipe.steps)} loss {loss.item():.3f}  {clock(elapsed)} ETA {clock(eta)}")
     accuracy = test_accuracy(model, test_x, test_y, recipe)
     wall = time.perf_counter() - start
     if progress:
@@ -231,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="folder holding fashion-mnist/ (default: $JANUS_DATA, "
                         "./data, then Debian's /usr/share/datasets)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a cached copy exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     from janus.offline import apply_offline_defaults
 
     apply_offline_defaults()
     try:
-        path = ensure_backbone(args.backbone, args.data_root, force=args.force)
+        live = ConsoleBar(enabled=not args.quiet)   # a bar redrawn in place on a terminal, lines otherwise
+        path = ensure_backbone(args.backbone, args.data_root, force=args.force,
+                               progress=None if args.quiet else live.line)
+        live.clear()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from janus.config import ExperimentConfig
 from janus.experiment import Experiment, build_experiment
 from janus.methods import Method, TaskInfo, resolve_config
 from janus.metrics import mean_over_all_tasks, summarize
+from janus.progress import EpochCallback
 from janus.runtime import autocast, peak_memory_mb, rng_state, set_rng_state
 from janus.training import train_task
 
@@ -91,11 +92,12 @@ class ExperimentResult:
 
 
 def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskReport], None] | None = None,
-                   resume: dict | None = None) -> ExperimentResult:
+                   resume: dict | None = None, on_epoch_end: EpochCallback | None = None) -> ExperimentResult:
     """Run the full sequential protocol for one config and seed (see the module docstring).
 
     `config` is resolved here, once (`janus.methods.resolve_config`); `resume` is a checkpoint produced by
-    `TaskReport.checkpoint()`, training continues at the next task.
+    `TaskReport.checkpoint()`, training continues at the next task. `on_epoch_end` gets a
+    `janus.progress.EpochEnd` after every training epoch (progress bars).
     """
     cfg = resolve_config(config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config))
     experiment = build_experiment(cfg)
@@ -105,7 +107,7 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
     if resume is not None:
         state = _restore(method, nme, resume)
     for task in experiment.scenario.tasks[state.tasks_done:]:
-        _run_task(experiment, nme, experiment.task_info(task), state)
+        _run_task(experiment, nme, experiment.task_info(task), state, on_epoch_end)
         if on_task_end is not None:
             on_task_end(TaskReport(task.index, state, state.metrics(), partial(_checkpoint, method, nme, state),
                                    peak_memory_mb(device)))
@@ -114,10 +116,11 @@ def run_experiment(config: ExperimentConfig | dict, on_task_end: Callable[[TaskR
                             peak_memory_mb(device), str(device))
 
 
-def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo, state: ProtocolState) -> None:
+def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo, state: ProtocolState,
+              on_epoch_end: EpochCallback | None) -> None:
     method, cfg = experiment.method, experiment.cfg
     start = time.perf_counter()
-    state.train_stats.append(train_task(method, info, cfg.optim, cfg.seed))
+    state.train_stats.append(train_task(method, info, cfg.optim, cfg.seed, on_epoch_end))
     state.diagnostics.append(method.after_task(info))
     if nme is not None:
         nme.add_task(method, info)

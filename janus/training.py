@@ -13,6 +13,7 @@ import torch
 from janus.config import OptimConfig
 from janus.errors import UserError
 from janus.methods.base import Method, TaskInfo
+from janus.progress import EpochCallback, EpochTimer
 from janus.runtime import autocast
 
 
@@ -47,8 +48,11 @@ def schedule_factor(schedule: str, epoch: int, epochs: int) -> float:
     raise UserError(f"unknown optim.schedule {schedule!r}; use inflora_cosine, cosine or constant")
 
 
-def train_task(method: Method, task: TaskInfo, cfg: OptimConfig, seed: int) -> dict:
-    """Train the method on one task; returns {'steps', 'loss'} (mean loss of the last epoch)."""
+def train_task(method: Method, task: TaskInfo, cfg: OptimConfig, seed: int,
+               on_epoch_end: EpochCallback | None = None) -> dict:
+    """Train the method on one task; returns {'steps', 'loss'} (mean loss of the last epoch).
+    `on_epoch_end` gets an `EpochEnd` after every epoch (progress display)."""
+    timer = EpochTimer()
     method.before_task(task)
     optimizer = build_optimizer(method, cfg)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -58,6 +62,7 @@ def train_task(method: Method, task: TaskInfo, cfg: OptimConfig, seed: int) -> d
         factor = schedule_factor(cfg.schedule, epoch, cfg.epochs)
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr * factor
+        timer.start_epoch()
         method.before_epoch(task, epoch)
         method.train()
         losses = [_train_step(method, optimizer, task, batch, cfg)
@@ -66,6 +71,8 @@ def train_task(method: Method, task: TaskInfo, cfg: OptimConfig, seed: int) -> d
         last_loss = torch.stack(losses).mean().item() if losses else math.nan  # one sync per epoch
         if losses and not math.isfinite(last_loss):
             raise NonFiniteLoss(f"non-finite loss on task {task.index}, epoch {epoch}; lower optim.lr")
+        if on_epoch_end is not None:
+            on_epoch_end(timer.event(task.index, task.num_tasks, epoch, cfg.epochs, len(losses)))
     return {"steps": steps, "loss": last_loss}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -22,7 +23,8 @@ from study.tracking import default_tracking_uri
 DEFAULT_METHODS = recipes.METHODS
 OBJECTIVES = ("val_acc_all", "val_acc", "val_maa")  # validation split only: never a test metric
 # Flags that may differ on a --resume command line; every other choice comes from the saved study.
-RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri", "debug", "online"}
+RESUME_FLAGS = {"resume", "study", "studies_dir", "address", "retry_failed", "tracking_uri", "debug", "online",
+                "quiet"}
 
 EPILOG = """examples:
   python -m study.run                                              # embedded default (CPU, minutes)
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resource_flags(parser.add_argument_group("resources and faults"))
     _store_flags(parser.add_argument_group("where things go"))
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no progress output; the summary still prints")
     parser.add_argument(ONLINE_FLAG, action="store_true", help=ONLINE_HELP)
     return parser
 
@@ -127,9 +130,8 @@ def parse_settings(argv: list[str]) -> StudySettings:
     """Flags -> settings; `--resume` reloads the study's saved flags instead."""
     args = build_parser().parse_args(argv)
     studies_dir = Path(args.studies_dir).expanduser().resolve()
-    if args.resume:
-        return _resumed(args, studies_dir)
-    return _settings(args, studies_dir, tuple(argv))
+    settings = _resumed(args, studies_dir) if args.resume else _settings(args, studies_dir, tuple(argv))
+    return dataclasses.replace(settings, quiet=args.quiet)
 
 
 def _settings(args, studies_dir: Path, argv: tuple[str, ...]) -> StudySettings:

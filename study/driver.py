@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from janus.errors import UserError
@@ -53,7 +54,12 @@ def run_study(settings: StudySettings) -> int:
         check_address(settings.address)
     check_study_dir(settings)
 
+    say = (lambda text: None) if settings.quiet else (lambda text: print(text, flush=True))
+    say(f"starting Ray ({settings.address or f'local, {os.cpu_count()} CPUs'}) ...")
+    started = time.monotonic()
     with ray_session(settings.address):
+        say(f"Ray ready in {time.monotonic() - started:.1f}s; first trials start once their workers have "
+            "imported torch")
         resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
         if not settings.resume:
             claim_study_dir(settings)  # the last check, so a failed one leaves no folder behind

@@ -54,10 +54,16 @@ class StudySettings:
     ablation: bool = False                # Janus as its ablation rows ①-⑦ (OE/GR/DML on and off)
     overrides: dict = field(default_factory=dict)
     argv: tuple[str, ...] = ()
+    quiet: bool = False                   # no progress output (the summary is still printed)
 
     @property
     def study_dir(self) -> Path:
         return self.studies_dir / self.name
+
+    @property
+    def progress_dir(self) -> Path:
+        """Each running trial's last epoch event (study/progress.py); local trials only."""
+        return self.study_dir / "progress"
 
     @property
     def ray_dir(self) -> Path:

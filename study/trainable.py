@@ -29,6 +29,7 @@ from janus.errors import UserError
 from janus.protocol import TaskReport, run_experiment
 from janus.runtime import device_description, git_sha, package_versions, resolve_device
 from study.configs import resolve, trial_overrides
+from study.progress import ProgressFiles
 from study.results import to_json
 
 CHECKPOINT_FILE = "trial.pt"
@@ -40,6 +41,7 @@ class TrialContext:
 
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    progress_dir: str | None = None   # where the trial writes its last epoch event (study/progress.py)
 
 
 def train_trial(config: dict, context: TrialContext) -> None:
@@ -47,7 +49,9 @@ def train_trial(config: dict, context: TrialContext) -> None:
     prepare_process(context)
     saved = load_checkpoint(tune.get_checkpoint())
     reporter = TaskReporter(device_description(resolve_device(cfg.optim.device)), saved.get("wall_s", 0.0))
-    run_experiment(cfg, on_task_end=reporter, resume=saved.get("protocol"))
+    files, trial_id = ProgressFiles(context.progress_dir), tune.get_context().get_trial_id()
+    run_experiment(cfg, on_task_end=reporter, resume=saved.get("protocol"),
+                   on_epoch_end=lambda event: files.write(trial_id, event))
 
 
 def prepare_process(context: TrialContext) -> None:

@@ -22,7 +22,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from study.configs import trial_name
 from study.plans import StagePlan
-from study.progress import CompactReporter
+from study.progress import ProgressFiles, StudyProgress
 from study.recorder import StudyRecorder
 from study.settings import StudySettings
 from study.tracking import StudyTracking
@@ -33,7 +33,7 @@ SEARCH_CONCURRENCY = 4  # TPE proposes blindly beyond a few trials in flight (do
 
 def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking, resources: dict):
     """Run (or finish, after an interruption) one stage; returns its ResultGrid."""
-    trainable = make_trainable(resources)
+    trainable = make_trainable(resources, settings.progress_dir)
     path = f"{settings.tune_storage}/{plan.name}"
     if Tuner.can_restore(path):
         tuner = Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=settings.retry_failed)
@@ -43,8 +43,8 @@ def run_stage(plan: StagePlan, settings: StudySettings, tracking: StudyTracking,
     return tuner.fit()
 
 
-def make_trainable(resources: dict):
-    context = TrialContext(resources["cpu"], resources["gpu"])
+def make_trainable(resources: dict, progress_dir=None):
+    context = TrialContext(resources["cpu"], resources["gpu"], str(progress_dir) if progress_dir else None)
     return tune.with_resources(tune.with_parameters(train_trial, context=context), resources)
 
 
@@ -79,4 +79,5 @@ def run_config(plan: StagePlan, settings: StudySettings, tracking: StudyTracking
     return RunConfig(name=plan.name, storage_path=settings.tune_storage,
                      failure_config=FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                      checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=[recorder, JsonLoggerCallback()],
-                     progress_reporter=CompactReporter(settings.objective), verbose=1)
+                     progress_reporter=StudyProgress(ProgressFiles(settings.progress_dir), quiet=settings.quiet),
+                     verbose=1)

@@ -109,7 +109,7 @@ def test_study_run(tmp_path, capsys, extra, code, text):
 JANUS_CASES = [
     (["--set", "method.name=nope"], 2, "unknown method 'nope'"),
     (["--set", "optim.epochs=0"], 2, "optim.epochs must be at least 1"),
-    (["--set", "bad"], 2, "--set expects key=value"),
+    (["--set", "bad"], 2, "--set expects KEY=VALUE"),
     (["--set", "data.dataset=nope"], 2, "unknown dataset 'nope'"),
     (["--set", "backbone.weights=/nonexistent.safetensors"], 2, "does not exist"),
     (["--set", "eval.classifier=knn", "--set", "backbone.name=test"], 2, "eval.classifier='knn'"),
