@@ -1,6 +1,6 @@
 """Figures from study results, as PNG and SVG (matplotlib, Agg).
 
-    python -m analysis.plots --study NAME                  # -> <studies-dir>/NAME/figures/
+    python -m analysis.plots --study NAME                  # -> <studies-dir>/NAME/report/figures/
     python -m analysis.plots --study NAME --out DIR
 
 Per benchmark (data set, tasks, backbone):
@@ -14,6 +14,9 @@ Per benchmark (data set, tasks, backbone):
 Per searched method and benchmark (rows with stage "search"): `search-*`, the objective val_acc_all in the
 order trials finished with the best so far, and parameter importance as |Spearman ρ| between each numeric
 or boolean parameter and the objective (a rank correlation, not fANOVA: no interactions, no categoricals).
+
+Every method (row label) has one colour in every figure (its paper-order rank in `analysis.names`), and
+every per-benchmark title states the number of seeds behind the means.
 """
 
 from __future__ import annotations
@@ -30,6 +33,20 @@ from analysis import names, plotdata
 from analysis.aggregate import table_rows
 
 FORMATS = ("png", "svg")
+PALETTE = [f"C{i}" for i in range(10)] + ["#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79",
+                                         "#637939", "#8c6d31", "#843c39", "#7b4173"]
+
+
+def color(order: int) -> str:
+    """The colour of the label with paper-order rank `order` (the same in every figure of a study)."""
+    return PALETTE[int(order) % len(PALETTE)]
+
+
+def seeds_note(counts) -> str:
+    """'3 seeds', or '2-3 seeds' when the methods have different numbers of completed seeds."""
+    counts = sorted({int(c) for c in counts if c is not None}) or [0]
+    span = str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
+    return f"{span} seed{'s' if counts[-1] != 1 else ''}"
 
 
 def save(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -40,15 +57,16 @@ def save(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def curve_figure(curves: pl.DataFrame, benchmark: str) -> Figure:
+def curve_figure(curves: pl.DataFrame, benchmark: str, seeds: str = "") -> Figure:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
-    for (label,), line in curves.group_by("label", maintain_order=True):
+    for (label, order), line in curves.group_by("label", "label_order", maintain_order=True):
         x, mean = line["task"].to_numpy(), line["mean"].to_numpy()
-        (drawn,) = axes.plot(x, mean, marker="o", label=label)
+        (drawn,) = axes.plot(x, mean, marker="o", label=label, color=color(order))
         std = line["std"].fill_null(0.0).to_numpy()
         axes.fill_between(x, mean - std, mean + std, alpha=0.2, color=drawn.get_color())
-    axes.set(xlabel="task", ylabel="accuracy on seen classes (%)", title=benchmark)
+    axes.set(xlabel="task", ylabel="accuracy on seen classes (%)",
+             title=f"{benchmark} (mean ± std over {seeds})" if seeds else benchmark)
     axes.set_xticks(sorted(set(curves["task"].to_list())))
     axes.legend(fontsize="small")
     return figure
@@ -77,49 +95,58 @@ def heatmap_figure(matrices: list[dict], benchmark: str) -> Figure:
 
 
 def bar_figure(finals: pl.DataFrame, benchmark: str) -> Figure:
+    """Final ACC and BWT per method: one colour per method, ±std error bars, the seed count in the title."""
     metrics = finals["metric"].unique(maintain_order=True).to_list()
     figure = Figure(figsize=(4 * len(metrics), 3.6), layout="constrained")
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         part = finals.filter(pl.col("metric") == metric)
         positions = np.arange(part.height)
-        axes.bar(positions, part["mean"].to_numpy(), yerr=part["std"].fill_null(0.0).to_numpy(), capsize=3)
+        axes.bar(positions, part["mean"].to_numpy(), yerr=part["std"].fill_null(0.0).to_numpy(), capsize=3,
+                 color=[color(o) for o in part["label_order"]])
         axes.set_xticks(positions, part["label"].to_list(), rotation=30, ha="right")
         axes.axhline(0, color="k", linewidth=0.6)
         axes.set(ylabel=f"{names.METRICS.get(metric, metric)} (%)", title=names.METRICS.get(metric, metric))
-    figure.suptitle(benchmark)
+    figure.suptitle(f"{benchmark} (mean ± std over {seeds_note(finals['n'])})")
     return figure
 
 
-def interference_figure(layers: pl.DataFrame, benchmark: str) -> Figure:
+def interference_figure(layers: pl.DataFrame, benchmark: str, seeds: str = "") -> Figure:
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     for index, projection in enumerate(("k", "v")):
         axes = figure.add_subplot(1, 2, index + 1)
         part = layers.filter(pl.col("projection") == projection)
-        for (label,), line in part.group_by("label", maintain_order=True):
-            axes.plot(line["block"].to_numpy(), line["mean"].to_numpy(), marker="o", label=label)
+        for (label, order), line in part.group_by("label", "label_order", maintain_order=True):
+            axes.plot(line["block"].to_numpy(), line["mean"].to_numpy(), marker="o", label=label,
+                      color=color(order))
         axes.set(xlabel="block", ylabel="‖ΔW X_past‖ / ‖X_past‖", title=f"{projection.upper()} interference")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize="small")
-    figure.suptitle(f"{benchmark}: interference per layer (mean over tasks and seeds)")
+    over = f"tasks and {seeds}" if seeds else "tasks and seeds"
+    figure.suptitle(f"{benchmark}: interference per layer (mean over {over}; no GR = unprotected reference)")
     return figure
 
 
-def danger_figure(series: pl.DataFrame, benchmark: str) -> Figure:
+def danger_figure(series: pl.DataFrame, benchmark: str, seeds: str = "") -> Figure:
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     titles = {"danger": ("nearest old prototype (danger)", 0.5), "own_center": ("own class centre", 0.7)}
     for index, (kind, (title, line_at)) in enumerate(titles.items()):
         axes = figure.add_subplot(1, 2, index + 1)
-        for (label,), line in series.filter(pl.col("kind") == kind).group_by("label", maintain_order=True):
+        lines = series.filter(pl.col("kind") == kind).group_by("label", "label_order", maintain_order=True)
+        for (label, order), line in lines:
             x, mean = line["task"].to_numpy(), line["mean"].to_numpy()
             std = line["std"].fill_null(0.0).to_numpy()
-            (drawn,) = axes.plot(x, mean, marker="o", label=label)
+            (drawn,) = axes.plot(x, mean, marker="o", label=label, color=color(order))
             axes.fill_between(x, mean - std, mean + std, alpha=0.2, color=drawn.get_color())
-        axes.axhline(line_at, color="grey", linestyle="--", linewidth=0.8)
+        low, high = axes.get_ylim()           # the reference line must not stretch the axis
+        inside = low <= line_at <= high
+        axes.axhline(line_at if inside else high, color="grey", linestyle="--", linewidth=0.8,
+                     label=f"paper's {line_at} line" + ("" if inside else f" (above, at {line_at})"))
+        axes.set_ylim(low, high)
         axes.set(xlabel="task", ylabel="mean cosine similarity", title=title)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize="small")
-    figure.suptitle(f"{benchmark}: feature invasion diagnostic")
+    figure.suptitle(f"{benchmark}: feature invasion diagnostic" + (f" (mean ± std over {seeds})" if seeds else ""))
     return figure
 
 
@@ -156,10 +183,20 @@ def _mean_std(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
             .sort("label_order", *keys[-1:]))
 
 
+def seed_counts(rows: pl.DataFrame) -> dict[str, str]:
+    """{benchmark slug: '3 seeds'} over the completed trials of each method there."""
+    done = plotdata.labelled(rows)
+    if done.height == 0:
+        return {}
+    counts = done.group_by("slug", "label").agg(pl.col("seed").n_unique().alias("n"))
+    return {slug: seeds_note(part["n"]) for (slug,), part in counts.group_by("slug")}
+
+
 def draw_benchmarks(rows: pl.DataFrame, out_dir: Path) -> list[Path]:
     paths: list[Path] = []
+    seeds = seed_counts(rows)
     for slug, benchmark, part in _by_slug(plotdata.accuracy_curves(rows)):
-        paths += save(curve_figure(part, benchmark), out_dir, f"curves-{slug}")
+        paths += save(curve_figure(part, benchmark, seeds.get(slug, "")), out_dir, f"curves-{slug}")
     matrices = plotdata.mean_matrices(rows)
     for slug in dict.fromkeys(item["slug"] for item in matrices):
         group = [item for item in matrices if item["slug"] == slug]
@@ -171,16 +208,16 @@ def draw_benchmarks(rows: pl.DataFrame, out_dir: Path) -> list[Path]:
 
 def draw_janus(rows: pl.DataFrame, out_dir: Path) -> list[Path]:
     paths: list[Path] = []
-    diagnostics = plotdata.diagnostics(rows)
+    diagnostics, seeds = plotdata.diagnostics(rows), seed_counts(rows.filter(pl.col("method") == "janus"))
     for slug, benchmark, part in _by_slug(diagnostics):
         layers = part.filter(pl.col("kind") == "interference")
         if layers.height:
             layers = _mean_std(layers, ["label", "label_order", "projection", "block"])
-            paths += save(interference_figure(layers, benchmark), out_dir, f"interference-{slug}")
+            paths += save(interference_figure(layers, benchmark, seeds.get(slug, "")), out_dir, f"interference-{slug}")
         series = part.filter(pl.col("kind") != "interference")
         if series.height:
             series = _mean_std(series, ["label", "label_order", "kind", "task"])
-            paths += save(danger_figure(series, benchmark), out_dir, f"danger-{slug}")
+            paths += save(danger_figure(series, benchmark, seeds.get(slug, "")), out_dir, f"danger-{slug}")
     return paths
 
 
@@ -218,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     parser = study_parser("python -m analysis.plots", __doc__)
-    parser.add_argument("--out", metavar="DIR", help="where to write (default: <study folder>/figures)")
+    parser.add_argument("--out", metavar="DIR", help="where to write (default: <study folder>/report/figures, "
+                        "the folder the study's own report uses)")
     args = parser.parse_args(argv)
     rows = load_results(args.study, args.studies_dir)
-    out = Path(args.out) if args.out else resolve_study(args.study[0], args.studies_dir) / "figures"
+    out = Path(args.out) if args.out else resolve_study(args.study[0], args.studies_dir) / "report" / "figures"
     paths = draw_all(rows, out)
     print(f"wrote {len(paths)} files to {out}")
     return 0

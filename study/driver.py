@@ -27,6 +27,7 @@ from study.checks import check_study
 from study.recorder import StudyRecorder
 from study.settings import StudySettings, read_study_json, write_study_json
 from study.tracking import (
+    SUMMARY_TABLE,
     StudyTracking,
     check_tracking_uri,
     finish_study,
@@ -135,7 +136,10 @@ def start_tracking(settings: StudySettings) -> StudyTracking:
               "scheduler": settings.scheduler, "objective": settings.objective, "preset": settings.preset,
               "overrides": settings.overrides}
     settings.study_dir.mkdir(parents=True, exist_ok=True)
-    tracking = open_study(settings.name, settings.tracking_uri, settings.artifacts_dir, tags, params)
+    tags.update({"methods": ",".join(settings.methods), "datasets": ",".join(settings.datasets),
+                 "backbones": ",".join(settings.backbones), "seeds": ",".join(map(str, settings.seeds))})
+    tracking = open_study(settings.name, settings.tracking_uri, settings.artifacts_dir, tags, params,
+                          description(settings))
     write_study_json(settings, tracking.experiment_id, tracking.parent_run_id)
     return tracking
 
@@ -195,6 +199,17 @@ def announce(settings: StudySettings, cells: list[Cell]) -> None:
           f"  study dir: {settings.study_dir}\n  MLflow:    {ui_command(settings.tracking_uri)}", flush=True)
 
 
+def description(settings: StudySettings) -> str:
+    """The experiment's description in the MLflow UI (Markdown)."""
+    search = f"; search {settings.search} ({settings.num_samples} samples)" if settings.search != "none" else ""
+    return (f"Janus-LoRA study **{settings.name}**: methods {', '.join(settings.methods)} on "
+            f"{', '.join(settings.datasets)} with backbone {', '.join(settings.backbones)}, seeds "
+            f"{', '.join(map(str, settings.seeds))}{search}. One child run per trial (the full sequential "
+            "protocol); per-task curves `acc_task_<j>`, `acc_new`, `acc_old` (step = 0-based task index); the "
+            f"parent run holds the mean ± std table ({SUMMARY_TABLE}) and the report figures.\n\n"
+            f"`{shlex.join(['python', '-m', 'study.run', *mask_words(settings.argv)])}`")
+
+
 def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict):
     """Print and save the mean ± std table, add the analysis report if it is installed, close the parent."""
     frame = results.read(settings.results_path)
@@ -203,7 +218,7 @@ def conclude(settings: StudySettings, tracking: StudyTracking, searched: dict):
     summary_path.write_text(text + "\n")
     print(f"\n{text}", flush=True)
     report = analysis_report(settings)
-    finish_study(tracking, "FINISHED", summary.parent_metrics(frame), [settings.results_path, summary_path])
+    finish_study(tracking, "FINISHED", summary.parent_table(frame), [settings.results_path, summary_path])
     print(f"\nstudy {settings.name}: {frame.height} trials recorded "
           f"({(frame['status'] == 'failed').sum()} failed)\n"
           f"  results:   {settings.results_path}\n  study dir: {settings.study_dir}\n"

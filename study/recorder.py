@@ -28,6 +28,7 @@ from study.configs import resolve, trial_overrides
 from study.tracking import StudyTracking, TrialRun
 
 # What goes to MLflow at each step (not Tune's own pid, timestamp, time_this_iter_s, ...).
+SYSTEM = "system/"  # the trial process's own resource use per task (study/trainable.py, system_metrics)
 TASK_METRICS = (*results.METRICS, "tasks_done", "task_time_s", "wall_s", "peak_memory_mb")
 
 
@@ -56,6 +57,7 @@ class StudyRecorder(tune.Callback):
             run.set_tags({"git_sha": result["git_sha"], "device": result["device"],
                           **{f"version.{k}": v for k, v in json.loads(result["versions_json"]).items()}})
         run.log_task(int(result["task"]), {**{k: result[k] for k in TASK_METRICS if k in result},
+                                           **{k: v for k, v in result.items() if k.startswith(SYSTEM)},
                                            **task_streams(result)})
 
     def on_trial_complete(self, iteration, trials, trial, **info):

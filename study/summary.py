@@ -81,12 +81,7 @@ def render(frame: pl.DataFrame, objective: str = "val_acc_all", searched: dict |
     return "\n\n".join(parts) or "no finished trials"
 
 
-def parent_metrics(frame: pl.DataFrame) -> dict[str, float]:
-    """Summary metrics for the study's MLflow parent run: <stage>/<method>/<dataset>/<backbone>/<metric>."""
-    done = frame.filter(pl.col("status") == "completed", pl.col("stage") != "search")
-    table = done.group_by(GROUP).agg([pl.col(n).mean().alias(n) for n in TABLE_METRICS])
-    metrics = {}
-    for row in table.iter_rows(named=True):
-        prefix = f"{row['stage']}/{row['method']}/{row['dataset']}/{row['backbone']}/t{row['tasks']}"
-        metrics.update({f"{prefix}/{n}_mean": row[n] for n in TABLE_METRICS if row[n] is not None})
-    return metrics
+def parent_table(frame: pl.DataFrame) -> dict[str, list]:
+    """The mean ± std table as columns, for `mlflow.log_table` on the study's parent run."""
+    table = mean_std_table(frame)
+    return {name: [str(v) if v is not None else "" for v in table[name]] for name in table.columns}

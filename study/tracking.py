@@ -41,6 +41,8 @@ class StudyTracking:
     parent_run_id: str
 
 
+SUMMARY_TABLE = "summary_table.json"  # the parent run's mean ± std table (mlflow.log_table)
+
 def default_tracking_uri(studies_dir: Path) -> str:
     """$MLFLOW_TRACKING_URI if set, else an absolute sqlite file in the studies directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(studies_dir) / 'mlflow.db').resolve()}"
@@ -101,8 +103,9 @@ def store_lock(tracking_uri: str):
         yield
 
 
-def open_study(name: str, tracking_uri: str, artifact_dir: Path, tags: dict, params: dict) -> StudyTracking:
-    """Create (or reuse) the study's experiment and start its parent run."""
+def open_study(name: str, tracking_uri: str, artifact_dir: Path, tags: dict, params: dict,
+               description: str = "") -> StudyTracking:
+    """Create (or reuse) the study's experiment, describe and tag it, and start its parent run."""
     with store_lock(tracking_uri):
         mlflow_client = client(tracking_uri)
         mlflow_client.search_experiments(max_results=1)  # creates and migrates a new store, under the lock
@@ -114,7 +117,10 @@ def open_study(name: str, tracking_uri: str, artifact_dir: Path, tags: dict, par
         experiment_id = experiment.experiment_id
         if experiment.lifecycle_stage == "deleted":
             mlflow_client.restore_experiment(experiment_id)
-    run = mlflow_client.create_run(experiment_id, run_name=name, tags={**tags, "janus.role": "study"})
+    for key, value in {**tags, "mlflow.note.content": description}.items():   # the UI's experiment description
+        mlflow_client.set_experiment_tag(experiment_id, key, str(value)[:5000])
+    run = mlflow_client.create_run(experiment_id, run_name=name,
+                                   tags={**tags, "janus.role": "study", "mlflow.note.content": description})
     log_params(mlflow_client, run.info.run_id, params)
     return StudyTracking(tracking_uri, experiment_id, run.info.run_id)
 
@@ -123,10 +129,12 @@ def reopen_study(tracking: StudyTracking) -> None:
     client(tracking.tracking_uri).update_run(tracking.parent_run_id, status="RUNNING")
 
 
-def finish_study(tracking: StudyTracking, status: str, metrics: dict, files: list[Path]) -> None:
-    """Log the study's summary metrics and files on the parent run and close it with `status`."""
+def finish_study(tracking: StudyTracking, status: str, table: dict, files: list[Path]) -> None:
+    """Log the study's summary table (`mlflow.log_table`: one artifact the UI shows as a table, instead of a
+    chart per number) and files on the parent run, and close it with `status`."""
     mlflow_client = client(tracking.tracking_uri)
-    log_metrics(mlflow_client, tracking.parent_run_id, metrics, step=0)
+    if table and any(table.values()):
+        mlflow_client.log_table(tracking.parent_run_id, data=table, artifact_file=SUMMARY_TABLE)
     for file in files:
         if file.exists():
             mlflow_client.log_artifact(tracking.parent_run_id, str(file))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -103,7 +104,20 @@ def task_metrics(report: TaskReport, wall_s: float, device: str) -> dict:
             "acc_matrix": _floats(state.acc_matrix), "val_matrix": _floats(state.val_matrix),
             "n_test": list(state.n_test), "n_val": list(state.n_val), "task_wall_s": list(state.task_wall_s),
             "diagnostics_json": to_json(state.diagnostics), "versions_json": json.dumps(package_versions()),
-            "git_sha": git_sha(), "device": device}
+            "git_sha": git_sha(), "device": device, **system_metrics()}
+
+
+def system_metrics() -> dict[str, float]:
+    """The trial process's resource use so far (MLflow groups `system/` metrics in their own section):
+    CPU time, peak resident memory, threads, and on CUDA the peak allocated and reserved GPU memory."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    metrics = {"system/cpu_time_s": usage.ru_utime + usage.ru_stime,
+               "system/max_rss_mb": usage.ru_maxrss / 1024,          # kilobytes on Linux
+               "system/torch_threads": float(torch.get_num_threads())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        metrics["system/gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        metrics["system/gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
+    return metrics
 
 
 def _floats(matrix) -> list[list[float]]:

@@ -45,7 +45,7 @@ def test_a_table_the_results_cannot_fill_is_one_line(studies, capsys):
 
 def test_plots_writes_figures_under_the_study_by_default(studies, capsys):
     assert run(plots.main, ["--study", "demo", "--studies-dir", str(studies)]) == 0
-    figures = studies / "demo" / "figures"
+    figures = studies / "demo" / "report" / "figures"  # the folder the study's own report uses
     assert {p.name for p in figures.iterdir()} >= {"curves-imagenet-r-t10-vit.png", "bars-imagenet-r-t10-vit.svg"}
     assert capsys.readouterr().out.startswith(f"wrote 6 files to {figures}")
 

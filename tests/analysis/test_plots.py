@@ -87,3 +87,23 @@ def test_search_history_and_spearman_importance(study):
     importance = plotdata.parameter_importance(rows)
     assert importance.select("param", "n").rows() == [("optim.lr", 4)]
     assert importance["rho"].item() == pytest.approx(0.4)  # ranks (1,2,3,4) vs (1,3,4,2)
+
+
+def test_one_colour_per_method_and_the_seed_count_in_titles():
+    from analysis.plots import color, seeds_note
+
+    assert seeds_note([3, 3]) == "3 seeds" and seeds_note([2, 3]) == "2-3 seeds" and seeds_note([1]) == "1 seed"
+    assert color(0) != color(1) and color(3) == color(3)
+
+
+def test_danger_reference_lines_are_in_the_legend_without_stretching_the_axis():
+    from analysis.plots import danger_figure
+
+    series = pl.DataFrame({"label": ["Janus-LoRA"] * 4, "label_order": [0] * 4,
+                           "kind": ["danger", "danger", "own_center", "own_center"], "task": [2, 3, 2, 3],
+                           "mean": [0.20, 0.25, 0.80, 0.82], "std": [0.01, 0.01, 0.01, 0.01]})
+    danger_axes, own_axes = danger_figure(series, "Digits (T=5)", "3 seeds").axes
+    assert danger_axes.get_ylim()[1] < 0.5                     # the data range, not up to the 0.5 line
+    assert any("0.5" in t.get_text() for t in danger_axes.get_legend().get_texts())
+    assert any("0.7" in t.get_text() for t in own_axes.get_legend().get_texts())
+    assert "3 seeds" in danger_axes.figure.get_suptitle()

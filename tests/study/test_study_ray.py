@@ -37,8 +37,13 @@ def test_grid_study_records_every_trial(local_ray, tmp_path):
         assert {"final_acc", "final_val_acc_all", "acc_task_1", "acc_task_2", "acc_new", "acc_old"} <= \
             set(child.data.metrics)
         assert [m.step for m in client.get_metric_history(child.info.run_id, "acc_task_1")] == [0, 1]
+        assert {"system/cpu_time_s", "system/max_rss_mb", "task_time_s", "wall_s"} <= set(child.data.metrics)
+        assert not any(name.startswith("acc_task_3") for name in child.data.metrics)   # 2 tasks: j = 1, 2
         assert {a.path for a in client.list_artifacts(child.info.run_id)} >= {"acc_matrix.parquet", "config.json"}
-    assert "grid/seq-lora/synthetic/test/t2/acc_mean" in parent.data.metrics
+    assert not parent.data.metrics   # the summary is a table artifact, not one chart per number
+    assert "summary_table.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert "seq-lora" in experiment.tags["mlflow.note.content"] and experiment.tags["methods"] == "seq-lora"
 
 
 def test_optuna_search_then_replicate_the_best(local_ray, tmp_path):
