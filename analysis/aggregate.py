@@ -110,19 +110,37 @@ def _variant_label(keys: list[str]):
     short = {key: key.rsplit(".", 1)[-1] for key in keys}
     if len(set(short.values())) < len(keys):
         short = {key: key.removeprefix("cfg.") for key in keys}
-    return lambda row: ", ".join(f"{short[k]}={_format_value(row[k])}" for k in keys if row[k] is not None)
+    return lambda row, shown=keys: ", ".join(f"{short[k]}={_format_value(row[k])}" for k in keys
+                                             if k in shown and row[k] is not None)
+
+
+def with_flags(rows: pl.DataFrame) -> pl.DataFrame:
+    """Add the ablation flag columns oe, gr, dml (Boolean): as recorded, else the method's default."""
+    return rows.with_columns(*(_flag(rows, name) for name in FLAGS))
 
 
 def with_keys(rows: pl.DataFrame) -> pl.DataFrame:
     """Add the grouping columns oe, gr, dml (Boolean), epochs (Int64) and variant (String)."""
-    rows = rows.with_columns(*(_flag(rows, name) for name in FLAGS))
+    rows = with_flags(rows)
     epochs = pl.col("cfg.optim.epochs").cast(pl.Int64) if "cfg.optim.epochs" in rows.columns else pl.lit(None)
     keys = variant_keys(rows)
     if keys:
-        variant = pl.struct(keys).map_elements(_variant_label(keys), return_dtype=pl.String)
+        varying = _varying_per_group(rows, keys)
+        label = _variant_label(keys)
+        group = [*BASE_KEYS, *FLAGS]
+        variant = pl.struct(*group, *keys).map_elements(
+            lambda row: label(row, varying.get(tuple(row[k] for k in group), ())), return_dtype=pl.String)
     else:
         variant = pl.lit("")
     return rows.with_columns(epochs.cast(pl.Int64).alias("epochs"), variant.alias("variant"), _rule(rows))
+
+
+def _varying_per_group(rows: pl.DataFrame, keys: list[str]) -> dict[tuple, tuple[str, ...]]:
+    """{(method, dataset, tasks, backbone, oe, gr, dml): the keys that take several values in that group}: a
+    row is labelled only with what distinguishes it from its own method's other rows."""
+    group = [*BASE_KEYS, *FLAGS]
+    counts = rows.group_by(group).agg(pl.col(c).n_unique() for c in keys)
+    return {tuple(r[k] for k in group): tuple(c for c in keys if r[c] > 1) for r in counts.iter_rows(named=True)}
 
 
 def aggregate(rows: pl.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS) -> pl.DataFrame:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from analysis.aggregate import with_flags
 from janus.errors import UserError
 
 # (OE, GR, DML) of the ablation rows ①-⑦ (the paper's order).
@@ -64,11 +65,12 @@ def _finite(value) -> bool:
 
 
 def runs_from_results(frame: pl.DataFrame) -> list[AblationRun]:
-    """The completed Janus-LoRA trials of a study's results frame (flags default to on when not recorded)."""
+    """The completed Janus-LoRA trials of a study's results frame (the flags as `analysis.aggregate` reads
+    them: the recorded columns, else the method's defaults)."""
     janus = frame.filter((pl.col("method") == "janus") & (pl.col("status") == "completed"))
     runs = []
-    for row in janus.iter_rows(named=True):
-        flags = tuple(row.get(f"cfg.method.{k}") is not False for k in ("oe", "gr", "dml"))
+    for row in with_flags(janus).iter_rows(named=True):
+        flags = (bool(row["oe"]), bool(row["gr"]), bool(row["dml"]))
         runs.append(AblationRun(flags, int(row["seed"]), float(row["acc"]), float(row["bwt"]),
                                 json.loads(row.get("diagnostics_json") or "[]")))
     return runs

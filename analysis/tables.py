@@ -96,6 +96,10 @@ def _paper_table(layout: Layout, cells: pl.DataFrame) -> Table | None:
     return Table(f"{layout.name}_vs_paper", f"{layout.title}: paper vs ours", compared, stub, notes)
 
 
+NO_PAPER_NUMBERS = ("Paper numbers not available for this benchmark: the Janus-LoRA paper reports none of "
+                    "these cells, so --paper adds no comparison.")
+
+
 def classifier_note(results: pl.DataFrame) -> str:
     """The caption sentence that says how the trials predicted (eval.classifier; absent = per-task heads)."""
     from janus.classifier import DESCRIPTIONS
@@ -119,8 +123,11 @@ def build_tables(results: pl.DataFrame, paper: bool = False, names=TABLE_NAMES) 
             continue
         cells = mark_best(cells, layout.best_over)
         cells = with_paper(cells, layout.name) if paper else cells
-        tables.append(Table(layout.name, layout.title, cells, layout.stub, describe(cells, note, "column" if layout.best_over[0] == "group" else "row and metric")))
         compared = _paper_table(layout, cells) if paper else None
+        notes = describe(cells, note, "column" if layout.best_over[0] == "group" else "row and metric")
+        if paper and compared is None:
+            notes = (*notes, NO_PAPER_NUMBERS)
+        tables.append(Table(layout.name, layout.title, cells, layout.stub, notes))
         tables += [compared] if compared else []
     return tables
 

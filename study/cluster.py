@@ -34,7 +34,7 @@ def ray_session(address: str | None):
         yield
         return
     if address:
-        ray.init(address=address)
+        connect(ray, address)
     else:
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  object_store_memory=OBJECT_STORE_BYTES)
@@ -42,6 +42,25 @@ def ray_session(address: str | None):
         yield
     finally:
         ray.shutdown()
+
+
+AUTH_HINT = ("the cluster uses token authentication: run the study with RAY_AUTH_MODE=token and "
+             "RAY_AUTH_TOKEN_PATH=<the head's token file> (ray_cluster.yaml: ~/ray_auth_token)")
+
+
+def connect(ray, address: str) -> None:
+    """ray.init(address), with connection and authentication failures as one line naming the fix."""
+    try:
+        ray.init(address=address)
+    except Exception as error:  # Ray raises AuthenticationError, ConnectionError or RuntimeError here
+        text = f"{type(error).__name__}: {error}"
+        if "auth" in text.lower() or "token" in text.lower():
+            raise UserError(f"cannot join the Ray cluster at {address}: {AUTH_HINT}") from None
+        if isinstance(error, (ConnectionError, RuntimeError, TimeoutError)):
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise UserError(f"cannot join the Ray cluster at {address} ({first}); check --address and that "
+                            "`ray status` works on that machine") from None
+        raise
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:
@@ -58,8 +77,8 @@ def check_address(address: str, timeout_s: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as error:
         raise UserError(f"no Ray cluster answers at {address} ({error.strerror or error}); start it with "
-                        "`ray start --head` (or `ray up ray_cluster.yaml`), check the address, and set "
-                        "RAY_AUTH_TOKEN if the cluster uses token authentication") from None
+                        "`ray start --head` (or `ray up ray_cluster.yaml`) and check the address; if "
+                        f"{AUTH_HINT}") from None
 
 
 def trial_resources(cpus: float, gpus: float | None) -> dict[str, float]:

@@ -13,6 +13,7 @@ neither finished nor failed was interrupted, and the study stops there with the 
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -55,6 +56,7 @@ def run_study(settings: StudySettings) -> int:
         check_address(settings.address)
     check_study_dir(settings)
 
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # Tune's INFO lines would cut into the status area
     say = (lambda text: None) if settings.quiet else (lambda text: print(text, flush=True))
     say(f"starting Ray ({settings.address or f'local, {os.cpu_count()} CPUs'}) ...")
     started = time.monotonic()

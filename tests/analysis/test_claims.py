@@ -44,3 +44,6 @@ def test_runs_from_a_results_frame_read_the_flags_and_diagnostics():
     runs = runs_from_results(frame)
     assert [r.flags for r in runs] == [(True, True, True), (False, False, True)]
     assert runs[0].interference() == {"blocks.2.k": 0.5} and runs[1].danger() == 0.3
+    # the `gr` sub-config's column (cfg.method.gr.enabled), as studies record it now
+    frame = frame.rename({"cfg.method.gr": "cfg.method.gr.enabled"})
+    assert [r.flags for r in runs_from_results(frame)] == [(True, True, True), (False, False, True)]

@@ -199,3 +199,12 @@ def test_caption_names_the_classifier():
     assert classifier_note(pl.DataFrame({"x": [1]})) == "Prediction: per-task linear heads."
     assert classifier_note(pl.DataFrame({"cfg.eval.classifier": ["nme", None]})) == \
         "Prediction: per-task linear heads / NME on class prototypes."
+
+
+def test_paper_flag_on_a_benchmark_the_paper_does_not_cover_says_so():
+    from analysis.tables import NO_PAPER_NUMBERS
+
+    rows = [make_row("janus", "digits", 5, seed=s) for s in range(2)]
+    tables = build_tables(results_frame(rows), paper=True)
+    assert [t.name for t in tables] == ["main"] and NO_PAPER_NUMBERS in tables[0].notes
+    assert NO_PAPER_NUMBERS not in build_tables(results_frame(rows))[0].notes
