@@ -53,7 +53,7 @@ def connect(ray, address: str) -> None:
     try:
         ray.init(address=address)
     except Exception as error:  # Ray raises AuthenticationError, ConnectionError or RuntimeError here
-        text = f"{type(error).__name__}: {error}"
+        text = " ".join(f"{type(e).__name__}: {e}" for e in _causes(error))
         if "auth" in text.lower() or "token" in text.lower():
             raise UserError(f"cannot join the Ray cluster at {address}: {AUTH_HINT}") from None
         if isinstance(error, (ConnectionError, RuntimeError, TimeoutError)):
@@ -61,6 +61,15 @@ def connect(ray, address: str) -> None:
             raise UserError(f"cannot join the Ray cluster at {address} ({first}); check --address and that "
                             "`ray status` works on that machine") from None
         raise
+
+
+def _causes(error: BaseException):
+    """The error and the ones it was raised from (Ray wraps an AuthenticationError in a ConnectionError)."""
+    seen = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:

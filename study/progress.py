@@ -35,13 +35,13 @@ class ProgressFiles:
     def __init__(self, folder: str | Path | None):
         self.folder = Path(folder) if folder else None
 
-    def write(self, trial_id: str, event: EpochEnd) -> None:
+    def write(self, trial_id: str, event: EpochEnd, node: str = "") -> None:
         if self.folder is None or not trial_id:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.folder / f".{trial_id}.json.tmp"
-            tmp.write_text(json.dumps({**event.to_dict(), "time": time.time()}))
+            tmp.write_text(json.dumps({**event.to_dict(), "node_id": node, "time": time.time()}))
             os.replace(tmp, self.folder / f"{trial_id}.json")
         except OSError:
             pass  # progress is a convenience: a full or read-only disk must not fail the trial

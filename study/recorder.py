@@ -55,6 +55,7 @@ class StudyRecorder(tune.Callback):
         run = self.run(trial)
         if not run.logged_steps:
             run.set_tags({"git_sha": result["git_sha"], "device": result["device"],
+                          "node_id": result.get("node_id", "unknown"),
                           **{f"version.{k}": v for k, v in json.loads(result["versions_json"]).items()}})
         run.log_task(int(result["task"]), {**{k: result[k] for k in TASK_METRICS if k in result},
                                            **{k: v for k, v in result.items() if k.startswith(SYSTEM)},

@@ -20,6 +20,7 @@ The analysis (`analysis/`) reads this file; the schema is a contract, one row pe
     peak_memory_mb: float64
     diagnostics_json: str      JSON list, one dict per task (the method's diagnostics)
     git_sha: str, device: str
+    node_id: str               the Ray node that ran the trial's last task (which machine, on a cluster)
     finished_at: str           ISO 8601, UTC
 
 Rows are written by the driver (a Tune callback, so one process writes) under an exclusive file lock, to a
@@ -43,18 +44,8 @@ from pathlib import Path
 
 import polars as pl
 
-METRICS = ("acc", "maa", "acc_task", "maa_task", "bwt", "fgt", "acc_all", "val_acc", "val_maa", "val_acc_all")
-FIXED_SCHEMA = {
-    "study": pl.String, "trial_id": pl.String, "status": pl.String, "error": pl.String,
-    "method": pl.String, "dataset": pl.String, "tasks": pl.Int64, "backbone": pl.String, "seed": pl.Int64,
-    "stage": pl.String, "config_json": pl.String,
-}
-TAIL_SCHEMA = {
-    **{name: pl.Float64 for name in METRICS},
-    "acc_matrix": pl.List(pl.List(pl.Float64)), "n_test": pl.List(pl.Int64),
-    "task_wall_s": pl.List(pl.Float64), "wall_s": pl.Float64, "peak_memory_mb": pl.Float64,
-    "diagnostics_json": pl.String, "git_sha": pl.String, "device": pl.String, "finished_at": pl.String,
-}
+from analysis.schema import FIXED_SCHEMA, TAIL_SCHEMA
+from analysis.schema import METRIC_COLUMNS as METRICS
 
 
 def build_row(*, study: str, stage: str, trial_id: str, config, metrics: dict, error: str | None) -> dict:
@@ -73,6 +64,7 @@ def build_row(*, study: str, stage: str, trial_id: str, config, metrics: dict, e
         "wall_s": _float(metrics.get("wall_s")), "peak_memory_mb": _float(metrics.get("peak_memory_mb")),
         "diagnostics_json": metrics.get("diagnostics_json", "[]"),
         "git_sha": metrics.get("git_sha") or "unknown", "device": metrics.get("device") or "unknown",
+        "node_id": metrics.get("node_id") or "unknown",
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     return row

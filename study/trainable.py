@@ -50,9 +50,9 @@ def train_trial(config: dict, context: TrialContext) -> None:
     prepare_process(context)
     saved = load_checkpoint(tune.get_checkpoint())
     reporter = TaskReporter(device_description(resolve_device(cfg.optim.device)), saved.get("wall_s", 0.0))
-    files, trial_id = ProgressFiles(context.progress_dir), tune.get_context().get_trial_id()
+    files, trial_id, node = ProgressFiles(context.progress_dir), tune.get_context().get_trial_id(), node_id()
     run_experiment(cfg, on_task_end=reporter, resume=saved.get("protocol"),
-                   on_epoch_end=lambda event: files.write(trial_id, event))
+                   on_epoch_end=lambda event: files.write(trial_id, event, node))
 
 
 def prepare_process(context: TrialContext) -> None:
@@ -104,7 +104,14 @@ def task_metrics(report: TaskReport, wall_s: float, device: str) -> dict:
             "acc_matrix": _floats(state.acc_matrix), "val_matrix": _floats(state.val_matrix),
             "n_test": list(state.n_test), "n_val": list(state.n_val), "task_wall_s": list(state.task_wall_s),
             "diagnostics_json": to_json(state.diagnostics), "versions_json": json.dumps(package_versions()),
-            "git_sha": git_sha(), "device": device, **system_metrics()}
+            "git_sha": git_sha(), "device": device, "node_id": node_id(), **system_metrics()}
+
+
+def node_id() -> str:
+    """The Ray node this trial runs on ("local" outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 def system_metrics() -> dict[str, float]:
