@@ -126,14 +126,46 @@ class ViolationMeter:
         return result
 
 
+class _Group:
+    """The constrained slices of one projector mode, with their basis stacked and zero-padded once."""
+
+    def __init__(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector], mode: str):
+        self.slices = slices
+        bases = [projectors[s.name].basis for s in slices]
+        width = max(b.shape[1] for b in bases)
+        self.projector = Projector(torch.stack([nn.functional.pad(b, (0, width - b.shape[1])) for b in bases]),
+                                   mode)
+        scales = [projectors[s.name].scale for s in slices]
+        # one multiply for the group, none when every scale is 1 (Janus, LoRA-GPM)
+        self.scale = None if all(c == 1.0 for c in scales) else torch.tensor(
+            scales, dtype=bases[0].dtype, device=bases[0].device).view(-1, 1, 1)
+
+    def params(self) -> tuple[list[Tensor], list[Tensor]]:
+        return [s.pair.A for s in self.slices], [s.pair.B for s in self.slices]
+
+    def stacked(self) -> tuple[Tensor, Tensor]:
+        A, B = self.params()
+        return torch.stack(A).detach(), torch.stack(B).detach()
+
+    def scaled(self, dA: Tensor, dB: Tensor) -> tuple[Tensor, Tensor]:
+        return (dA, dB) if self.scale is None else (dA * self.scale, dB * self.scale)
+
+
+def _copy_rows(targets: list[Tensor], rows: Tensor) -> None:
+    """targets[i] ← rows[i] in one foreach call (one launch group on CUDA instead of one copy per slice)."""
+    torch._foreach_copy_(targets, list(rows.unbind(0)))
+
+
 class UpdateRewriter:
     """Applies `rewrite_update` to the trainable pair of every slice that has a projector (see module doc).
 
     Call ``before_step`` from ``after_backward`` and ``after_step`` from ``after_step``; slices missing from
-    the projector map (e.g. on the first task) train unconstrained. All slices whose projectors share a mode
-    are rewritten in one batched call (bases zero-padded to a common width: zero columns leave Π unchanged).
-    With ``track_violation`` (the methods' `diagnostics` option) the meter records the raw step (the optimizer's step, or the gradient with the
-    "grad" hook) against the applied one.
+    the projector map (e.g. on the first task) train unconstrained. The slices are grouped by projector mode
+    once per projector map (a task): each group's bases are stacked and zero-padded to a common width then
+    (zero columns leave Π unchanged), so a step is a few large batched ops per group: one stack of the
+    pairs before and after the optimizer step, the batched rule, one foreach copy back. With
+    ``track_violation`` the meter records the raw step (the optimizer's step, or the gradient with the
+    "grad" hook) against the applied one, on the same stacked tensors.
     """
 
     def __init__(self, rule: str, gr: GRSettings = GRSettings(), track_violation: bool = True):
@@ -141,68 +173,51 @@ class UpdateRewriter:
             raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
         self.rule, self.hook, self.gr = rule, gr.hook, gr
         self.meter = ViolationMeter() if track_violation else None
-        self._slices: list[AdaptedSlice] = []
+        self._plan: tuple[Mapping, tuple[str, ...], list[_Group]] | None = None
         self._before: list[tuple[Tensor, Tensor]] = []
         self._raw: list[tuple[Tensor, Tensor]] | None = None
 
+    def _groups(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> list[_Group]:
+        constrained = _constrained(slices, projectors)
+        names = tuple(s.name for s in constrained)
+        if self._plan is None or self._plan[0] is not projectors or self._plan[1] != names:
+            by_mode: dict[str, list[AdaptedSlice]] = {}
+            for s in constrained:
+                by_mode.setdefault(projectors[s.name].mode, []).append(s)
+            self._plan = (projectors, names, [_Group(group, projectors, mode) for mode, group in by_mode.items()])
+        return self._plan[2]
+
     @torch.no_grad()
     def before_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
-        self._slices = _constrained(slices, projectors)
-        self._before = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self._slices]
+        groups = self._groups(slices, projectors)
+        self._before = [g.stacked() for g in groups]
         self._raw = None
-        grads = [(s.pair.A.grad, s.pair.B.grad) for s in self._slices]
-        if self.hook == "grad" and self._slices and all(a is not None and b is not None for a, b in grads):
-            self._raw = [(a.clone(), b.clone()) for a, b in grads]
-            pairs = [(s.pair.A.detach(), s.pair.B.detach()) for s in self._slices]
-            for (a, b), (new_a, new_b) in zip(grads, self._rewrite_all(pairs, self._raw, projectors)):
-                a.copy_(new_a)
-                b.copy_(new_b)
+        grads = [g.params() for g in groups]
+        if self.hook != "grad" or not groups or any(p.grad is None for A, B in grads for p in (*A, *B)):
+            return
+        self._raw = [(torch.stack([p.grad for p in A]), torch.stack([p.grad for p in B])) for A, B in grads]
+        for group, (A0, B0), (gA, gB), (A, B) in zip(groups, self._before, self._raw, grads):
+            new_A, new_B = group.scaled(*rewrite_update(self.rule, A0, B0, gA, gB, group.projector, self.gr))
+            _copy_rows([p.grad for p in A], new_A)
+            _copy_rows([p.grad for p in B], new_B)
 
     @torch.no_grad()
     def after_step(self, slices: list[AdaptedSlice], projectors: Mapping[str, Projector]) -> None:
-        steps = [(s.pair.A - a0, s.pair.B - b0) for s, (a0, b0) in zip(self._slices, self._before)]
-        if self.hook == "update" and self._slices:
-            applied = self._rewrite_all(self._before, steps, projectors)
-            for s, (a0, b0), (dA, dB) in zip(self._slices, self._before, applied):
-                s.pair.A.copy_(a0 + dA)
-                s.pair.B.copy_(b0 + dB)
-            raw = steps
-        else:
-            applied, raw = steps, self._raw or steps
-        if self.meter is not None and self._slices:
-            self._measure(raw, applied, projectors)
-        self._slices, self._before, self._raw = [], [], None
-
-    def _groups(self, projectors: Mapping[str, Projector]) -> dict[str, list[int]]:
-        groups: dict[str, list[int]] = {}
-        for index, s in enumerate(self._slices):
-            groups.setdefault(projectors[s.name].mode, []).append(index)
-        return groups
-
-    def _rewrite_all(self, pairs, steps, projectors) -> list[tuple[Tensor, Tensor]]:
-        """rewrite_update for every constrained slice, one batched call per projector mode."""
-        result: list = [None] * len(self._slices)
-        for mode, indices in self._groups(projectors).items():
-            A, B, dA, dB, projector = self._stack(indices, pairs, steps, projectors, mode)
-            dA, dB = rewrite_update(self.rule, A, B, dA, dB, projector, self.gr)
-            for row, index in enumerate(indices):
-                scale = projectors[self._slices[index].name].scale
-                result[index] = (dA[row] * scale, dB[row] * scale)
-        return result
-
-    def _measure(self, raw, applied, projectors) -> None:
-        for mode, indices in self._groups(projectors).items():
-            A, B, raw_A, raw_B, projector = self._stack(indices, self._before, raw, projectors, mode)
-            applied_A = torch.stack([applied[i][0] for i in indices])
-            applied_B = torch.stack([applied[i][1] for i in indices])
-            self.meter.add(A, B, (raw_A, raw_B), (applied_A, applied_B), projector)
-
-    def _stack(self, indices, pairs, steps, projectors, mode):
-        bases = [projectors[self._slices[i].name].basis for i in indices]
-        width = max(b.shape[1] for b in bases)
-        basis = torch.stack([nn.functional.pad(b, (0, width - b.shape[1])) for b in bases])
-        stacked = [torch.stack([source[i][k] for i in indices]) for source in (pairs, steps) for k in (0, 1)]
-        return (*stacked, Projector(basis, mode))
+        groups = self._groups(slices, projectors)
+        for index, (group, (A0, B0)) in enumerate(zip(groups, self._before)):
+            A, B = group.stacked()
+            steps = (A - A0, B - B0)
+            if self.hook == "update":
+                applied = group.scaled(*rewrite_update(self.rule, A0, B0, *steps, group.projector, self.gr))
+                params_A, params_B = group.params()
+                _copy_rows(params_A, A0 + applied[0])
+                _copy_rows(params_B, B0 + applied[1])
+                raw = steps
+            else:
+                applied, raw = steps, self._raw[index] if self._raw else steps
+            if self.meter is not None:
+                self.meter.add(A0, B0, raw, applied, group.projector)
+        self._before, self._raw = [], None
 
     def summary(self) -> dict[str, float]:
         return self.meter.summary() if self.meter is not None else {}

@@ -69,14 +69,20 @@ def trial_fraction(result: dict, epoch: dict) -> float:
 class StudyProgress(ProgressReporter):
     def __init__(self, files: ProgressFiles | None = None, quiet: bool = False, stream=None,
                  every_s: float = 20.0, live: bool | None = None):
-        self.files, self.quiet = files or ProgressFiles(None), quiet
-        self.stream = stream or sys.stdout
+        self.files, self.quiet, self._stream = files or ProgressFiles(None), quiet, stream
         self.live = (bool(getattr(self.stream, "isatty", lambda: False)()) if live is None else live) and not quiet
         self.every_s = 1.0 if self.live else every_s
         self.start = time.monotonic()
         self.last_time, self.last_state, self.drawn = -1e9, None, 0
         self.started: dict[str, float] = {}
         self.reported_failures: set[str] = set()
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout    # looked up when used: Tune pickles its reporter
+
+    def __getstate__(self):
+        return {**self.__dict__, "_stream": None}
 
     # --- Tune's reporter interface ---------------------------------------------------------------------
     def should_report(self, trials, done: bool = False) -> bool:

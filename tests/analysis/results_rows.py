@@ -46,7 +46,7 @@ def make_row(method="janus", dataset="imagenet-r", tasks=3, backbone="vit", seed
         "acc_matrix": None if failed else (matrix or accuracy_matrix(tasks, start=acc + 2 * (tasks - 1))),
         "n_test": [100] * tasks, "task_wall_s": None if failed else [1.5] * tasks,
         "wall_s": None if failed else 1.5 * tasks, "peak_memory_mb": 512.0,
-        "diagnostics_json": diagnostics or json.dumps([{}] * tasks), "git_sha": "abc1234", "device": "cpu",
+        "diagnostics_json": diagnostics or json.dumps([{}] * tasks), "git_sha": "abc1234", "device": "cpu", "node_id": "node-1",
         "finished_at": finished_at or f"2026-01-01T00:00:{seed:02d}Z", **config,
     }
 

@@ -119,6 +119,15 @@ def _alive_workers(address: str, env: dict) -> int:
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
+def _node_names(address: str, env: dict) -> dict[str, str]:
+    """{custom resource name ("node_a"): Ray node id}."""
+    code = ("import ray, json; ray.init(address='%s', logging_level='ERROR'); print(json.dumps({r: n['NodeID'] "
+            "for n in ray.nodes() if n['Alive'] for r in n['Resources'] if r.startswith('node_') "
+            "and ':' not in r}))" % address)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def study_argv(studies: Path, address: str, uri: str) -> list[str]:
     return [sys.executable, "-m", "study.run", "--studies-dir", str(studies), "--study", "mn",
             "--address", address, "--tracking-uri", uri, "--dataset", "synthetic", "--tasks", "3",
@@ -136,13 +145,20 @@ def test_a_study_on_three_nodes_survives_a_lost_worker(cluster, tmp_path):
     driver = processes.start("driver", study_argv(tmp_path, address, uri), env)
     progress = tmp_path / "mn" / "progress"
 
-    def node_b_is_training():
-        files = [json.loads(p.read_text()) for p in progress.glob("*.json")] if progress.is_dir() else []
-        nodes = {f["node_id"] for f in files}
-        return len(nodes) >= 2 and (tmp_path / "mn" / "results.parquet").exists()
+    def a_trial_in_its_first_task_on_a_second_node():
+        results = tmp_path / "mn" / "results.parquet"
+        if not (progress.is_dir() and results.exists()):
+            return False
+        done = set(pl.read_parquet(results)["trial_id"])
+        events = {p.stem: json.loads(p.read_text()) for p in progress.glob("*.json")}
+        nodes = {e["node_id"] for e in events.values()}
+        early = [e for trial, e in events.items() if trial not in done and e["task"] == 0]
+        return len(nodes) >= 2 and early and early[0]["node_id"]
 
-    wait_until(node_b_is_training, 240, "trials on both nodes and a first finished trial")
-    processes.kill(workers["node_b"])              # a worker node dies in the middle of the study
+    victim = wait_until(a_trial_in_its_first_task_on_a_second_node, 240, "a trial early in its run")
+    node_names = _node_names(address, env)
+    workers_by_id = {node_names[name]: process for name, process in workers.items()}
+    processes.kill(workers_by_id[victim])          # its worker node dies in the middle of the study
     assert driver.wait(timeout=420) == 0, (processes.logs / "driver.log").read_text()[-3000:]
     log = (processes.logs / "driver.log").read_text()
     assert "ActorUnavailableError" in log or "ActorDiedError" in log   # a trial was lost with node_b, and retried
