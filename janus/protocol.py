@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset
 
 from janus.classifier import NMEClassifier, check_classifier
 from janus.config import ExperimentConfig
@@ -128,9 +129,9 @@ def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo,
         torch.cuda.synchronize(info.device)
     state.task_wall_s.append(time.perf_counter() - start)
     seen = experiment.scenario.tasks[: info.index + 1]
-    loader, precision = experiment.loader, cfg.optim.precision
-    test_row, n_test = evaluate(method, [t.test for t in seen], loader, info.device, precision, nme)
-    val_row, n_val = evaluate(method, [t.val for t in seen], loader, info.device, precision, nme)
+    sets = [t.test for t in seen] + [t.val for t in seen]      # one loader (one worker start) for both
+    row, sizes = evaluate(method, sets, experiment.loader, info.device, cfg.optim.precision, nme)
+    test_row, val_row, n_test, n_val = row[:len(seen)], row[len(seen):], sizes[:len(seen)], sizes[len(seen):]
     pad = [math.nan] * (state.num_tasks - len(seen))
     state.acc_matrix.append(test_row + pad)
     state.val_matrix.append(val_row + pad)
@@ -141,19 +142,24 @@ def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo,
 def evaluate(method: Method, datasets, make, device, precision: str,
              nme: NMEClassifier | None = None) -> tuple[list[float], list[int]]:
     """Class-incremental accuracy (percent) on each dataset: argmax over all seen classes, no task id, of the
-    method's scores (eval.classifier=heads) or of the cosine to each class prototype (nme)."""
+    method's scores (eval.classifier=heads) or of the cosine to each class prototype (nme).
+
+    All datasets go through one loader over their concatenation (one start of the loader's workers, full
+    batches across dataset boundaries); each image's hit is then counted for the dataset it came from."""
     method.eval()
     predict = method.predict if nme is None else (lambda x: nme.scores(method.features(x), method.heads.num_classes))
-    accuracies, sizes = [], []
-    for dataset in datasets:
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        for x, y in make(dataset):
-            with autocast(device, precision):
-                scores = predict(x.to(device, non_blocking=True))
-            correct += (scores.argmax(dim=1) == y.to(device)).sum()
-        sizes.append(len(dataset))
-        accuracies.append(100.0 * correct.item() / len(dataset) if len(dataset) else math.nan)
-    return accuracies, sizes
+    sizes = [len(d) for d in datasets]
+    hits = []
+    for x, y in make(ConcatDataset(datasets)) if sum(sizes) else []:
+        with autocast(device, precision):
+            scores = predict(x.to(device, non_blocking=True))
+        hits.append(scores.argmax(dim=1) == y.to(device))
+    owner = torch.repeat_interleave(torch.arange(len(sizes), device=device), torch.tensor(sizes, device=device))
+    correct = torch.zeros(len(sizes), dtype=torch.long, device=device)
+    if hits:
+        correct.index_add_(0, owner, torch.cat(hits).long())
+    counts = correct.tolist()                                    # one host sync for every dataset
+    return [100.0 * c / n if n else math.nan for c, n in zip(counts, sizes)], sizes
 
 
 def _checkpoint(method: Method, nme: NMEClassifier | None, state: ProtocolState) -> dict:

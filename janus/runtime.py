@@ -75,9 +75,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def num_workers(requested: int, device: torch.device) -> int:
+    """optim.num_workers, or on CUDA one decode worker per CPU this process may use (a Ray trial's
+    --cpus-per-trial, which sets torch's thread count), at most 8; 0 (the main process) on the CPU."""
     if requested >= 0:
         return requested
-    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return max(1, min(8, torch.get_num_threads())) if device.type == "cuda" else 0
 
 
 def peak_memory_mb(device: torch.device) -> float:

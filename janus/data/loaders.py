@@ -30,5 +30,5 @@ def make_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
+        persistent_workers=num_workers > 0,   # the epochs of a task reuse the workers (no respawn per epoch)
     )

@@ -10,6 +10,7 @@ every method of the default study runs with seed 0. `tests/test_golden.py` compa
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def acc_matrix(method: str) -> list[list[float]]:
     return [[round(float(a), 4) for a in row] for row in run_experiment(cfg).acc_matrix.tolist()]
 
 
+def identical(a, b) -> bool:
+    """Equal matrices, NaN equal to NaN (unseen tasks)."""
+    flat = [(x, y) for ra, rb in zip(a or [], b or []) for x, y in zip(ra, rb)]
+    return bool(a) and len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in flat)
+
+
 def main(argv: list[str]) -> int:
     from janus.offline import entry_point_policy
 
@@ -38,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 0
     stored = json.loads(STORED.read_text()) if STORED.exists() else {}
     for method in METHODS:
-        same = "same" if stored.get(method) == current[method] else "DIFFERENT"
+        same = "same" if identical(stored.get(method), current[method]) else "DIFFERENT"
         print(f"{method:10s} {same}: last row {current[method][-1]} (stored {stored.get(method, [[]])[-1]})")
     return 0
 
