@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from janus.classifier import class_means
-from janus.diagnostics import interference_ratio, low_rank_delta
+from janus.diagnostics import lowrank_interference_ratio
 from janus.errors import UserError
 from janus.margin import PrototypeBank, danger, dml_loss
 from janus.methods._lora_base import LoRAMethod
@@ -209,9 +209,8 @@ class JanusLoRA(LoRAMethod):
         if task.index > 0:
             for s, (a0, b0) in zip(self.slices, self._start_pairs):
                 past = self.past_moment[s.module_name]
-                delta = low_rank_delta(a0.cpu(), b0.cpu(), s.pair.A.detach().cpu(), s.pair.B.detach().cpu(),
-                                       s.module.scale)
-                interference[s.name] = interference_ratio(delta, past)
+                interference[s.name] = lowrank_interference_ratio(
+                    a0.cpu(), b0.cpu(), s.pair.A.detach().cpu(), s.pair.B.detach().cpu(), s.module.scale, past)
         values = [d["nearest_old_cos"] for d in self._danger]
         centre = [d["own_centre_cos"] for d in self._danger]
         return {"interference": interference,
