@@ -132,7 +132,8 @@ def study_argv(studies: Path, address: str, uri: str) -> list[str]:
     return [sys.executable, "-m", "study.run", "--studies-dir", str(studies), "--study", "mn",
             "--address", address, "--tracking-uri", uri, "--dataset", "synthetic", "--tasks", "3",
             "--backbone", "test", "--method", "seq-lora", "--seeds", "0,1,2,3", "--max-failures", "1",
-            *TINY_SETS, "--set", "data.synthetic_classes=6", "--set", "optim.epochs=4", "--quiet"]
+            *TINY_SETS, "--set", "data.synthetic_classes=6", "--set", "optim.epochs=6",
+            "--set", "data.synthetic_train_per_class=160", "--quiet"]  # trials of a few seconds: one can be hit
 
 
 def test_a_study_on_three_nodes_survives_a_lost_worker(cluster, tmp_path):
@@ -142,6 +143,8 @@ def test_a_study_on_three_nodes_survives_a_lost_worker(cluster, tmp_path):
                              capture_output=True, text=True, timeout=180)
     assert refused.returncode == 2 and "RAY_AUTH_MODE=token" in refused.stderr.strip().splitlines()[-1]
 
+    node_names = _node_names(address, env)     # before the study: the kill below must not wait for it
+    workers_by_id = {node_names[name]: process for name, process in workers.items()}
     driver = processes.start("driver", study_argv(tmp_path, address, uri), env)
     progress = tmp_path / "mn" / "progress"
 
@@ -155,9 +158,7 @@ def test_a_study_on_three_nodes_survives_a_lost_worker(cluster, tmp_path):
         early = [e for trial, e in events.items() if trial not in done and e["task"] == 0]
         return len(nodes) >= 2 and early and early[0]["node_id"]
 
-    victim = wait_until(a_trial_in_its_first_task_on_a_second_node, 240, "a trial early in its run")
-    node_names = _node_names(address, env)
-    workers_by_id = {node_names[name]: process for name, process in workers.items()}
+    victim = wait_until(a_trial_in_its_first_task_on_a_second_node, 240, "a trial early in its run", every_s=0.2)
     processes.kill(workers_by_id[victim])          # its worker node dies in the middle of the study
     assert driver.wait(timeout=420) == 0, (processes.logs / "driver.log").read_text()[-3000:]
     log = (processes.logs / "driver.log").read_text()
