@@ -34,16 +34,25 @@ def identical(a, b) -> bool:
     return bool(a) and len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in flat)
 
 
+def platform() -> dict[str, str]:
+    """What decides float rounding: torch's version and the CPU kernels it dispatches to."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def main(argv: list[str]) -> int:
     from janus.offline import entry_point_policy
 
     entry_point_policy(argv)
     current = {method: acc_matrix(method) for method in METHODS}
+    current["_platform"] = platform()
     if "--write" in argv:
         STORED.write_text(json.dumps(current, indent=1) + "\n")
         print(f"wrote {STORED}")
         return 0
     stored = json.loads(STORED.read_text()) if STORED.exists() else {}
+    print(f"platform {current['_platform']} (stored on {stored.get('_platform')})")
     for method in METHODS:
         same = "same" if identical(stored.get(method), current[method]) else "DIFFERENT"
         print(f"{method:10s} {same}: last row {current[method][-1]} (stored {stored.get(method, [[]])[-1]})")
