@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from torch import nn
 
 from janus.errors import UserError
@@ -56,10 +54,12 @@ class LoRAMethod(Method):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return lora_parameters(self.lora_modules)
 
-    def grow_for_state(self, model_state: dict) -> None:
-        super().grow_for_state(model_state)
-        pattern = re.compile(r"backbone\.blocks\.0\.attn\.qkv\.adapters\.\w+\.(\d+)\.A")
-        pairs = 1 + max((int(m.group(1)) for k in model_state if (m := pattern.fullmatch(k))), default=0)
+    def checkpoint_shapes(self) -> dict:
+        first = next(iter(self.lora_modules.values()))
+        return {**super().checkpoint_shapes(), "pair_ranks": [p.A.shape[0] for p in next(iter(first.adapters.values()))]}
+
+    def regrow(self, structure: dict) -> None:
+        super().regrow(structure)
         for module in self.lora_modules.values():
-            while len(next(iter(module.adapters.values()))) < pairs:
+            while len(next(iter(module.adapters.values()))) < len(structure["pair_ranks"]):
                 module.add_pairs()

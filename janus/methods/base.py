@@ -9,13 +9,13 @@ Methods never call `backward` or `step` (docs/architecture.md §3). Hooks take e
 framework does the bookkeeping (heads, optimizer rebuild, checkpoints).
 
 State that changes shape across tasks (bases, prototype banks) belongs in `extra_state` so checkpoints
-restore it; heads and per-task LoRA pairs are regrown from the checkpoint by `load_checkpoint`.
+restore it; heads and per-task LoRA pairs are regrown by `load_checkpoint` from the counts and ranks the
+checkpoint stores (`checkpoint_shapes`), not from its key names.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from janus.config import LoraConfig
+from janus.errors import UserError
 from janus.heads import TaskHeads
 
 
@@ -153,10 +154,13 @@ class Method(nn.Module):
         """Everything needed to continue after a task boundary (frozen backbone weights excluded)."""
         model = {k: snapshot(v) for k, v in self.state_dict().items()
                  if self.trains_backbone or k not in self._frozen_keys}
-        return {"model": model, "extra": snapshot(self.extra_state())}
+        return {"model": model, "extra": snapshot(self.extra_state()), "structure": self.checkpoint_shapes()}
 
     def load_checkpoint(self, state: dict) -> None:
-        self.grow_for_state(state["model"])
+        if "structure" not in state:
+            raise UserError("this task checkpoint was written before checkpoints recorded their structure; "
+                            "rerun the trial from its start (--resume --retry-failed, or a new study)")
+        self.regrow(state["structure"])
         missing, unexpected = self.load_state_dict(state["model"], strict=False)
         missing = [k for k in missing if self.trains_backbone or k not in self._frozen_keys]
         if missing or unexpected:
@@ -164,11 +168,11 @@ class Method(nn.Module):
                                f"unexpected {unexpected[:5]}")
         self.load_extra_state(state["extra"])
 
-    def grow_for_state(self, model_state: dict) -> None:
-        """Add the heads (and per-task LoRA pairs) a checkpoint holds before loading it."""
-        sizes = {}
-        for key, value in model_state.items():
-            match = re.fullmatch(r"heads\.heads\.(\d+)\.weight", key)
-            if match:
-                sizes[int(match.group(1))] = value.shape[0]
-        self.heads.grow_to([sizes[i] for i in sorted(sizes)], self.context.device)
+    def checkpoint_shapes(self) -> dict:
+        """The shapes a checkpoint must regrow before loading: the size of every task head so far (methods
+        with per-task pairs or slices add their counts)."""
+        return {"heads": [head.out_features for head in self.heads.heads]}
+
+    def regrow(self, structure: dict) -> None:
+        """Add the heads (and per-task pairs) that `structure` records, before a checkpoint is loaded."""
+        self.heads.grow_to(list(structure["heads"]), self.context.device)

@@ -19,7 +19,6 @@ Departures and unverified details:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -116,10 +115,11 @@ class BiLoRA(Method):
         norms = [m.slice_delta_weight(t).norm() for m in self.frequency_modules.values() for t in m.targets]
         return {"bilora_total_delta_norm": torch.stack(norms).mean().item()}
 
-    def grow_for_state(self, model_state: dict) -> None:
-        super().grow_for_state(model_state)
-        pattern = re.compile(r"backbone\.blocks\.0\.attn\.qkv\.coefficients\.\w+\.(\d+)")
-        tasks = 1 + max((int(m.group(1)) for k in model_state if (m := pattern.fullmatch(k))), default=-1)
+    def checkpoint_shapes(self) -> dict:
+        return {**super().checkpoint_shapes(), "tasks": next(iter(self.frequency_modules.values())).num_tasks}
+
+    def regrow(self, structure: dict) -> None:
+        super().regrow(structure)
         for module in self.frequency_modules.values():
-            while module.num_tasks < tasks:
+            while module.num_tasks < structure["tasks"]:
                 module.add_task(self.supports[module.num_tasks])

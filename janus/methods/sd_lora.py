@@ -25,7 +25,6 @@ Flags:
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import torch
@@ -183,15 +182,10 @@ class SDLoRA(LoRAMethod):
                 del pairs[-1]
         self.magnitudes = nn.ParameterList(list(self.magnitudes)[:-1])
 
-    def grow_for_state(self, model_state: dict) -> None:
-        Method.grow_for_state(self, model_state)
-        pattern = re.compile(r"backbone\.blocks\.0\.attn\.qkv\.adapters\.(\w+)\.(\d+)\.A")
-        target = self.options.targets[0]
-        ranks = {int(m.group(2)): v.shape[0] for k, v in model_state.items()
-                 if (m := pattern.fullmatch(k)) and m.group(1) == target}
-        for index in range(1, len(ranks)):
+    def regrow(self, structure: dict) -> None:
+        Method.regrow(self, structure)               # heads; the pairs at their own (RR) ranks:
+        for rank in structure["pair_ranks"][1:]:
             for module in self.lora_modules.values():
-                module.add_pairs(ranks[index])
-        count = sum(1 for k in model_state if re.fullmatch(r"magnitudes\.\d+", k))
-        while len(self.magnitudes) < count:
+                module.add_pairs(rank)
+        while len(self.magnitudes) < len(structure["pair_ranks"]):
             self.magnitudes.append(nn.Parameter(torch.tensor(0.0, device=self.context.device)))

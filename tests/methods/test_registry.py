@@ -44,3 +44,20 @@ def test_two_tasks_run_and_a_checkpoint_resumes_identically(method):
     assert np.all((seen >= 0) & (seen <= 100)) and full.n_test == [16, 16]
     resumed = run_experiment(config(method), resume=checkpoints[0])
     np.testing.assert_array_equal(resumed.acc_matrix, full.acc_matrix)
+
+
+def test_a_checkpoint_regrows_from_its_stored_shapes_and_an_old_one_is_a_clear_error(tmp_path):
+    from janus.errors import UserError
+    from janus.testing import build_tiny
+
+    checkpoints = []
+    run_experiment(config("sd-lora"), on_task_end=lambda report: checkpoints.append(report.checkpoint()))
+    state = checkpoints[-1]["method"]
+    assert state["structure"]["heads"] == [2, 2] and len(state["structure"]["pair_ranks"]) == 2
+    _, _, fresh = build_tiny(config("sd-lora"))
+    fresh.load_checkpoint(state)
+    assert len(fresh.magnitudes) == 2 and fresh.heads.num_classes == 4
+    _, _, older = build_tiny(config("sd-lora"))
+    with pytest.raises(UserError, match="before checkpoints recorded their structure"):
+        older.load_checkpoint({k: v for k, v in state.items() if k != "structure"})
+
