@@ -82,9 +82,25 @@ def cached_weights_path(name: str, recipe: PretrainRecipe, root: Path | None = N
     return (root or cache_dir()) / "backbones" / f"{name}-{recipe.digest()}.safetensors"
 
 
+# CPU reductions depend on the thread count, so pretraining always runs with this many threads: the cached
+# backbone is then the same whether it was first built by `python -m janus` (all cores) or inside a one-CPU
+# Ray trial. A cache built with another count is rebuilt (cache_problem).
+PRETRAIN_THREADS = 2
+
+
 def pretrain(recipe: PretrainRecipe, data_root: str | None = None,
              progress: Callable[[str], None] | None = print) -> PretrainResult:
-    """Train `recipe.model` on the recipe's data set; deterministic for `recipe.seed`."""
+    """Train `recipe.model` on the recipe's data set; deterministic for `recipe.seed` (on one platform)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(PRETRAIN_THREADS)
+    try:
+        return _pretrain(recipe, data_root, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _pretrain(recipe: PretrainRecipe, data_root: str | None,
+              progress: Callable[[str], None] | None) -> PretrainResult:
     import timm
 
     train_x, train_y, test_x, test_y = load_pretraining_data(recipe, data_root)
@@ -198,11 +214,14 @@ def cache_problem(path: Path, recipe: PretrainRecipe) -> str | None:
 
     try:
         load_file(str(path))
-        recorded = json.loads(meta.read_text())["recipe"]
+        written = json.loads(meta.read_text())
+        recorded = written["recipe"]
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:  # truncated or foreign
         return f"unreadable cache file {path} ({type(error).__name__})"
     if recorded != dataclasses.asdict(recipe):
         return f"cache file {path} was written for another recipe"
+    if written.get("threads") != PRETRAIN_THREADS:
+        return f"cache file {path} was built with {written.get('threads')} threads, not {PRETRAIN_THREADS}"
     return None
 
 
@@ -217,7 +236,7 @@ def write_cache(path: Path, name: str, recipe: PretrainRecipe, result: PretrainR
             "data": {"dataset": recipe.dataset, "train": "official 60k train split",
                      "test": "official 10k test split"},
             "test_accuracy": round(result.test_accuracy, 2), "wall_s": round(result.wall_s, 1),
-            "threads": torch.get_num_threads(), "versions": package_versions()}
+            "threads": PRETRAIN_THREADS, "versions": package_versions()}
     tmp_weights, tmp_meta = path.with_suffix(".safetensors.tmp"), path.with_suffix(".json.tmp")
     save_file(result.state_dict, str(tmp_weights))
     tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True))
