@@ -14,8 +14,7 @@ from types import ModuleType
 
 import search_spaces
 from janus.errors import UserError
-from study.cells import Cell
-from study.configs import resolve
+from study.cells import Cell, resolve
 from study.settings import StudySettings
 
 

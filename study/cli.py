@@ -177,7 +177,7 @@ def _resumed(args, studies_dir: Path) -> StudySettings:
 def resumed_uri(saved: str, given: str | None) -> str:
     """The tracking URI of a resumed study: study.json's, unless its secret was masked when it was saved;
     then --tracking-uri or $MLFLOW_TRACKING_URI must give the full one (the same store)."""
-    from study.uris import is_masked, mask_uri
+    from study.tracking import is_masked, mask_uri
 
     full = given or os.environ.get("MLFLOW_TRACKING_URI")
     if not is_masked(saved):

@@ -32,11 +32,11 @@ from study.tracking import (
     StudyTracking,
     check_tracking_uri,
     finish_study,
+    mask_words,
     open_study,
     reopen_study,
     ui_command,
 )
-from study.uris import mask_words
 
 INTERRUPTED = 130
 CLAIM_FILE = ".claimed"   # created exclusively: the one process that owns a new study folder
@@ -154,7 +154,7 @@ def device_overrides(settings: StudySettings, resources: dict) -> dict:
 
 
 def run_stages(settings: StudySettings, cells: list[Cell], spaces: dict, tracking, resources, extra) -> None:
-    from study.plans import best_configs, grid_plan, replicate_plan, search_plan
+    from study.stages import best_configs, grid_plan, replicate_plan, search_plan
     from study.tuner import run_stage
 
     def run(plan):

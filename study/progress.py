@@ -24,7 +24,7 @@ from pathlib import Path
 from ray.tune import ProgressReporter
 
 from janus.progress import EpochEnd, bar, clock
-from study.configs import trial_label, trial_overrides
+from study.cells import trial_label, trial_overrides
 
 STATUS = {"TERMINATED": "done", "RUNNING": "running", "PENDING": "pending", "ERROR": "failed", "PAUSED": "paused"}
 

@@ -24,7 +24,7 @@ from ray import tune
 from janus.config import ExperimentConfig
 from janus.runtime import git_sha, package_versions
 from study import results
-from study.configs import resolve, trial_overrides
+from study.cells import resolve, trial_overrides
 from study.tracking import StudyTracking, TrialRun
 
 # What goes to MLflow at each step (not Tune's own pid, timestamp, time_this_iter_s, ...).

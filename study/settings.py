@@ -30,7 +30,7 @@ class StudySettings:
     backbones: tuple[str, ...] = ("test",)
     datasets: tuple[str, ...] = ("digits",)
     methods: tuple[str, ...] = ("seq-lora",)
-    tasks: int | None = None              # None -> the data set's usual split (presets.DATASET_TASKS)
+    tasks: int | None = None              # None -> the data set's usual split (cells.DATASET_TASKS)
     seeds: tuple[int, ...] = (0, 1)
     search: str = "none"                  # none | optuna
     num_samples: int = 16
@@ -90,7 +90,7 @@ class StudySettings:
 
 
 def write_study_json(settings: StudySettings, experiment_id: str, parent_run_id: str) -> dict:
-    from study.uris import mask_uri, mask_words
+    from study.tracking import mask_uri, mask_words
 
     record = {"name": settings.name, "tracking_uri": mask_uri(settings.tracking_uri), "experiment_id": experiment_id,
               "parent_run_id": parent_run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

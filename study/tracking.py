@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from janus.errors import UserError
 
@@ -50,7 +52,6 @@ def default_tracking_uri(studies_dir: Path) -> str:
 
 def ui_command(tracking_uri: str) -> str:
     """The command that shows the runs (a server URI is opened in the browser directly); secrets masked."""
-    from study.uris import mask_uri
 
     tracking_uri = mask_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
@@ -72,7 +73,6 @@ def check_tracking_uri(tracking_uri: str, timeout_s: float = 5.0) -> None:
     from urllib.error import URLError
     from urllib.request import urlopen
 
-    from study.uris import mask_uri
 
     scheme = tracking_uri.split("://", 1)[0].split("+", 1)[0] if "://" in tracking_uri else "file"
     if scheme not in SCHEMES:
@@ -215,3 +215,38 @@ class TrialRun:
         if error:
             self.client.set_tag(self.run_id, "error", error[:PARAM_LIMIT])
         self.client.set_terminated(self.run_id, status=status)
+
+
+# --- masking credentials in URIs (what the argv tag, study.json and the UI hint show) ------------------
+# Secrets in URIs: what is recorded or printed never holds a password or a token.
+
+MASK = "***"
+SECRET_PARAMS = re.compile(r"pass|secret|token|key|auth|credential|signature", re.IGNORECASE)
+
+
+def mask_uri(uri: str) -> str:
+    """`scheme://user:pw@host/db?token=t` -> `scheme://user:***@host/db?token=***`; other URIs unchanged."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if SECRET_PARAMS.search(k) else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return uri  # nothing secret; urlunsplit would also rewrite sqlite:////abs paths
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def is_masked(uri: str) -> bool:
+    return MASK in uri
+
+
+def mask_words(words: list[str] | tuple[str, ...]) -> list[str]:
+    """An argv with every URI-looking word masked (`--tracking-uri postgresql://u:pw@h/db`)."""
+    return [mask_uri(w) if "://" in w else w for w in words]

@@ -29,7 +29,7 @@ from ray import tune
 from janus.errors import UserError
 from janus.protocol import TaskReport, run_experiment
 from janus.runtime import device_description, git_sha, package_versions, resolve_device
-from study.configs import resolve, trial_overrides
+from study.cells import resolve, trial_overrides
 from study.progress import ProgressFiles
 from study.results import to_json
 

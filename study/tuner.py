@@ -20,11 +20,11 @@ from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
 from ray.tune.logger import JsonLoggerCallback
 
-from study.configs import trial_name
-from study.plans import StagePlan
+from study.cells import trial_name
 from study.progress import ProgressFiles, StudyProgress
 from study.recorder import StudyRecorder
 from study.settings import StudySettings
+from study.stages import StagePlan
 from study.tracking import StudyTracking
 from study.trainable import TrialContext, train_trial
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from janus import recipes, run_experiment
 from janus.__main__ import main
-from study.presets import recipe
+from study.cells import recipe
 
 
 def test_single_run_and_study_cells_share_the_training_recipe():

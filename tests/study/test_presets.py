@@ -3,10 +3,9 @@
 import pytest
 
 from janus.errors import UserError
-from study.cells import build_cells
+from study.cells import build_cells, recipe
 from study.cli import parse_settings
-from study.plans import grid_plan, replicate_plan, search_plan
-from study.presets import recipe
+from study.stages import grid_plan, replicate_plan, search_plan
 
 
 def test_embedded_recipe_is_the_single_run_recipe():
@@ -71,7 +70,7 @@ def test_stage_plans(tmp_path):
 
 
 def test_asha_grace_period_is_half_the_tasks(tmp_path):
-    from study.plans import StagePlan
+    from study.stages import StagePlan
     from study.tuner import scheduler
 
     settings = parse_settings(["--studies-dir", str(tmp_path), "--search", "optuna", "--scheduler", "asha"])

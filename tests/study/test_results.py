@@ -7,7 +7,7 @@ import polars as pl
 
 from janus.config import ExperimentConfig
 from study import results, summary
-from study.configs import resolve
+from study.cells import resolve
 from study.recorder import row_for
 
 METRICS = {name: 50.0 for name in results.METRICS}

@@ -17,8 +17,8 @@ from janus.testing import tiny_config
 from study.cli import parse_settings, resumed_uri
 from study.driver import exit_code, unfinished
 from study.recorder import stopped_by_scheduler_or_done
+from study.tracking import mask_uri, mask_words
 from study.trainable import read_checkpoint
-from study.uris import mask_uri, mask_words
 
 
 class _Planted:

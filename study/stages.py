@@ -14,8 +14,7 @@ from types import ModuleType
 
 from ray import tune
 
-from study.cells import Cell
-from study.configs import CELL, trial_overrides
+from study.cells import CELL, Cell, trial_overrides
 
 
 @dataclass(frozen=True)
