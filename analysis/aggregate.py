@@ -48,26 +48,23 @@ def table_rows(results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     return best, "Search-only study: the best search trial per method by val_acc_all (validation split)."
 
 
-def flag_defaults() -> dict[str, dict[str, bool]]:
-    """{method: {flag: default}} for the methods whose options have the flag (GR: `gr.enabled`)."""
-    from janus.methods import METHODS
-
-    result = {}
-    for name, cls in METHODS.items():
-        options = cls.Options()
-        values = {flag: getattr(getattr(options, flag, None), "enabled", getattr(options, flag, None))
-                  for flag in FLAGS}
-        if any(isinstance(v, bool) for v in values.values()):
-            result[name] = {flag: v for flag, v in values.items() if isinstance(v, bool)}
-    return result
-
-
 def option_defaults(option: str) -> dict[str, object]:
     """{method: default} of one option, for the methods whose options have it."""
     from janus.methods import METHODS
 
-    return {name: getattr(cls.Options(), option) for name, cls in METHODS.items()
-            if hasattr(cls.Options(), option)}
+    defaults = {name: cls.Options() for name, cls in METHODS.items()}
+    return {name: getattr(options, option) for name, options in defaults.items() if hasattr(options, option)}
+
+
+def flag_defaults() -> dict[str, dict[str, bool]]:
+    """{method: {flag: default}} for the methods whose options have the flag (GR: `gr.enabled`)."""
+    result: dict[str, dict[str, bool]] = {}
+    for flag in FLAGS:
+        for name, value in option_defaults(flag).items():
+            value = getattr(value, "enabled", value)
+            if isinstance(value, bool):
+                result.setdefault(name, {})[flag] = value
+    return result
 
 
 def _option(rows: pl.DataFrame, option: str, dtype) -> pl.Expr:
@@ -83,11 +80,11 @@ def _rule(rows: pl.DataFrame) -> pl.Expr:
     return pl.format("{} ≥ {}", _option(rows, "criterion", pl.String), threshold.round(4)).alias("rule")
 
 
-def _flag(rows: pl.DataFrame, name: str) -> pl.Expr:
+def _flag(rows: pl.DataFrame, name: str, flags_by_method: dict[str, dict[str, bool]]) -> pl.Expr:
     """The flag's value: as set, else the method's default, else null (a method without that option)."""
     present = [pl.col(c).cast(pl.Boolean) for c in FLAGS[name] if c in rows.columns]
     value = pl.coalesce(present) if present else pl.lit(None, pl.Boolean)
-    defaults = {method: flags[name] for method, flags in flag_defaults().items() if name in flags}
+    defaults = {method: flags[name] for method, flags in flags_by_method.items() if name in flags}
     default = pl.col("method").replace_strict(defaults, default=None, return_dtype=pl.Boolean)
     return value.fill_null(default).alias(name)
 
@@ -116,7 +113,8 @@ def _variant_label(keys: list[str]):
 
 def with_flags(rows: pl.DataFrame) -> pl.DataFrame:
     """Add the ablation flag columns oe, gr, dml (Boolean): as recorded, else the method's default."""
-    return rows.with_columns(*(_flag(rows, name) for name in FLAGS))
+    defaults = flag_defaults()
+    return rows.with_columns(*(_flag(rows, name, defaults) for name in FLAGS))
 
 
 def with_keys(rows: pl.DataFrame) -> pl.DataFrame:

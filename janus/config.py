@@ -239,12 +239,15 @@ def _build(cls, raw: dict, prefix: str):
         raise UserError(f"unknown config key '{prefix}{unknown[0]}'; valid keys in "
                         f"{prefix.rstrip('.') or 'the config'}: {', '.join(sorted(valid))}")
     kwargs = {}
+    defaults = None
     for name, value in raw.items():
         kind = hints[name]
         if is_dataclass(kind) and not isinstance(value, dict) and "enabled" in {f.name for f in fields(kind)}:
             value = {"enabled": value}           # `method.gr=false` means `method.gr.enabled=false`
         if is_dataclass(kind):
-            base = getattr(cls(), name) if _has_defaults(cls) else None
+            if defaults is None and _has_defaults(cls):
+                defaults = cls()
+            base = getattr(defaults, name) if defaults is not None else None
             kwargs[name] = _build(kind, _merge_defaults(base, value), f"{prefix}{name}.")
         else:
             kwargs[name] = coerce(value, kind, f"{prefix}{name}")

@@ -72,12 +72,9 @@ class ConsoleBar:
         if not self.live:
             return
         done = (event.epoch + 1) / event.epochs
-        text = (f"{self.label}task {event.task + 1}/{event.num_tasks}  epoch {event.epoch + 1}/{event.epochs} "
-                f"{bar(done)} {event.steps_per_s:5.1f} steps/s  {clock(event.task_seconds)} "
-                f"ETA {clock(event.task_eta_s)}")
-        self.stream.write("\r" + text + "\x1b[K")
-        self.stream.flush()
-        self.drawn = True
+        self.line(f"{self.label}task {event.task + 1}/{event.num_tasks}  epoch {event.epoch + 1}/{event.epochs} "
+                  f"{bar(done)} {event.steps_per_s:5.1f} steps/s  {clock(event.task_seconds)} "
+                  f"ETA {clock(event.task_eta_s)}")
 
     def line(self, text: str) -> None:
         """Redraw `text` in place on a terminal; print it as a line otherwise."""

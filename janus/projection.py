@@ -92,6 +92,8 @@ def rewrite_update(rule: str, A: Tensor, B: Tensor, dA: Tensor, dB: Tensor, proj
         dA, dB = rectify(gr.variant, A, B, dA, dB, basis, mode=mode, ridge=gr.ridge, balance=gr.balance)
     else:
         raise ValueError(f"unknown update rule {rule!r}; valid: {', '.join(RULES)}")
+    if projector.scale == 1.0:
+        return dA, dB
     return dA * projector.scale, dB * projector.scale
 
 

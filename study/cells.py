@@ -41,7 +41,7 @@ from pathlib import Path
 from janus.config import ExperimentConfig, moved
 from janus.data.roots import resolve_root
 from janus.errors import UserError
-from janus.methods import method_class, resolve_config
+from janus.methods import canonical_key, method_class, resolve_config
 from janus.pretrain import TINY_BACKBONES
 from janus.recipes import training_recipe
 from study.settings import StudySettings
@@ -226,12 +226,16 @@ def matched_gpm_cells(cells: list[Cell]) -> list[Cell]:
                                                                                              gpm.backbone)), None)
         if janus is None:
             continue
-        rule = {key: resolve(janus.with_seed(0)).method.params[key.split(".")[1]] for key in RULE_KEYS}
-        if all(gpm.overrides.get(k, resolve(gpm.with_seed(0)).method.params[k.split(".")[1]]) == v
-               for k, v in rule.items()):
-            continue
-        extra.append(Cell("lora-gpm", gpm.dataset, gpm.backbone, {**gpm.overrides, **rule}))
+        rule = energy_rule(janus)
+        if energy_rule(gpm) != rule:
+            extra.append(Cell("lora-gpm", gpm.dataset, gpm.backbone, {**gpm.overrides, **rule}))
     return extra
+
+
+def energy_rule(cell: Cell) -> dict:
+    """{"method.threshold": ..., "method.criterion": ...} of a cell's resolved config."""
+    params = resolve(cell.with_seed(0)).method.params
+    return {key: params[key.removeprefix("method.")] for key in RULE_KEYS}
 
 
 def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone: str) -> dict:
@@ -248,8 +252,6 @@ def cell_overrides(settings: StudySettings, method: str, dataset: str, backbone:
 def typed(overrides: dict, method: str) -> dict:
     """The overrides with the config's types ('3' from --set becomes 3; tuples become lists for Tune), under
     the keys the resolved config records (`method.gr` -> `method.gr.enabled`, qualification dropped)."""
-    from janus.methods import canonical_key
-
     flat = resolve(overrides).to_flat()
     result = {}
     for key in overrides:

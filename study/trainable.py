@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from ray import tune
 
 from janus.errors import UserError
 from janus.protocol import TaskReport, run_experiment
-from janus.runtime import device_description, git_sha, package_versions, resolve_device
+from janus.runtime import device_description, git_sha, package_versions, peak_rss_mb, resolve_device
 from study.cells import resolve, trial_overrides
 from study.progress import ProgressFiles
 from study.results import to_json
@@ -117,9 +117,8 @@ def node_id() -> str:
 def system_metrics() -> dict[str, float]:
     """The trial process's resource use so far (MLflow groups `system/` metrics in their own section):
     CPU time, peak resident memory, threads, and on CUDA the peak allocated and reserved GPU memory."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    metrics = {"system/cpu_time_s": usage.ru_utime + usage.ru_stime,
-               "system/max_rss_mb": usage.ru_maxrss / 1024,          # kilobytes on Linux
+    times = os.times()
+    metrics = {"system/cpu_time_s": times.user + times.system, "system/max_rss_mb": peak_rss_mb(),
                "system/torch_threads": float(torch.get_num_threads())}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         metrics["system/gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
