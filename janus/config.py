@@ -93,10 +93,18 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     classifier: str = "heads"     # heads: the method's own (per-task linear heads) | nme: nearest class mean
+    merge_lora: str = "auto"      # fold LoRA into the qkv weights while evaluating: auto (on CUDA) | on | off
 
     def __post_init__(self):
         if self.classifier not in ("heads", "nme"):
             raise UserError(f"eval.classifier={self.classifier!r} is not one of heads, nme")
+        if self.merge_lora not in ("auto", "on", "off"):
+            raise UserError(f"eval.merge_lora={self.merge_lora!r} is not one of auto, on, off")
+
+    def merges(self, device) -> bool:
+        """Whether evaluation folds LoRA into the weights on `device` (auto: on CUDA, where it saves launches;
+        the CPU default stays unmerged so CPU results do not move by float rounding)."""
+        return self.merge_lora == "on" or (self.merge_lora == "auto" and device.type == "cuda")
 
 
 @dataclass(frozen=True)

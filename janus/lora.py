@@ -12,9 +12,11 @@ peft cannot adapt only the K and V slices of timm's fused qkv, hence this small 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 from torch import nn
@@ -103,6 +105,27 @@ class LoRAQKV(nn.Module):
             self.merged = False
 
 
+@contextlib.contextmanager
+def merged_lora(modules: Iterable[nn.Module]) -> Iterator[int]:
+    """Evaluate with s·Σ BA folded into W0: each adapted qkv then costs one matmul instead of the base plus the
+    LoRA branch. Only plain `LoRAQKV` layers merge (subclasses and other layers carry more than BA). On exit
+    the weights are restored bit for bit from a copy (W0 + Δ − Δ is not W0 in floating point). Yields the
+    number of merged layers. The merged forward equals the unmerged one up to float rounding (tested)."""
+    saved = []
+    with torch.no_grad():
+        for module in modules:
+            if type(module) is LoRAQKV and not module.merged:
+                saved.append((module, module.base_layer.weight.detach().clone()))
+                module.merge()
+    try:
+        yield len(saved)
+    finally:
+        with torch.no_grad():
+            for module, weight in saved:
+                module.base_layer.weight.copy_(weight)
+                module.merged = False
+
+
 @dataclass(frozen=True)
 class AdaptedSlice:
     """One adapted matrix: block index, slice name ('k' or 'v') and its module (for GR, OE, diagnostics)."""
@@ -122,9 +145,9 @@ class AdaptedSlice:
         return slice_name(self.block, self.target)
 
     @property
-    def module_name(self) -> str:
-        """The adapted module's name in the backbone: 'blocks.3.attn.qkv'."""
-        return module_name(self.block)
+    def site(self) -> Site:
+        """The adapted module's site (its name in the backbone: 'blocks.3.attn.qkv')."""
+        return Site(self.block)
 
     @property
     def rows(self) -> slice:
@@ -143,10 +166,45 @@ class AdaptedSlice:
         weight[self.rows] += delta.to(weight.dtype)
 
 
-# The naming of adapted sites, in one place: module names as `named_modules()` spells them, slice keys.
-def module_name(block: int) -> str:
-    """'blocks.<block>.attn.qkv', the name of block `block`'s fused qkv module."""
-    return f"blocks.{block}.attn.qkv"
+class Site(str):
+    """The typed key of one adapted module: its block index and projection ('qkv'), which `inject_lora` returns.
+
+    A `Site` *is* the module's name as `named_modules()` spells it ('blocks.3.attn.qkv'): it compares and
+    hashes as that string, so dicts keyed by sites also answer to names (state dicts, hooks, checkpoints),
+    while code that needs the block reads ``site.block`` instead of parsing the name. The naming of adapted
+    sites lives here and nowhere else.
+    """
+
+    block: int
+    projection: str
+
+    def __new__(cls, block: int, projection: str = "qkv") -> Self:
+        site = super().__new__(cls, f"blocks.{int(block)}.attn.{projection}")
+        site.block, site.projection = int(block), projection
+        return site
+
+    @classmethod
+    def parse(cls, name: str) -> Site:
+        """The site a module name denotes ('blocks.3.attn.qkv' -> Site(3, 'qkv')); a one-line error otherwise."""
+        parts = str(name).split(".")
+        if len(parts) != 4 or parts[0] != "blocks" or parts[2] != "attn" or not parts[1].isdigit():
+            raise ValueError(f"{name!r} is not an adapted module name like 'blocks.3.attn.qkv'")
+        return cls(int(parts[1]), parts[3])
+
+    @property
+    def block_name(self) -> str:
+        """'blocks.<block>', the block's name (per-block diagnostics)."""
+        return f"blocks.{self.block}"
+
+    def slice_key(self, target: str) -> str:
+        """'blocks.<block>.<target>', the key of one adapted slice of this site (diagnostics, projector maps)."""
+        return slice_name(self.block, target)
+
+    def __getnewargs__(self) -> tuple[int, str]:  # pickle / deepcopy rebuild from the fields, not the name
+        return self.block, self.projection
+
+    def __repr__(self) -> str:
+        return f"Site({self.block}, {self.projection!r})"
 
 
 def slice_name(block: int, target: str) -> str:
@@ -155,17 +213,17 @@ def slice_name(block: int, target: str) -> str:
 
 
 def block_of(name: str) -> int:
-    """The block index in a module or slice name ('blocks.3.attn.qkv', 'blocks.3.k' -> 3)."""
-    return int(name.split(".")[1])
+    """The block index of a site, or of a module or slice name read back from a file ('blocks.3.k' -> 3)."""
+    return name.block if isinstance(name, Site) else int(str(name).split(".")[1])
 
 
 LayerFactory = Callable[[nn.Linear], nn.Module]
 
 
 def inject_lora(model: nn.Module, cfg: LoraConfig, layer_factory: LayerFactory | None = None,
-                what: str = "LoRA") -> dict[str, nn.Module]:
+                what: str = "LoRA") -> dict[Site, nn.Module]:
     """Replace every ``blocks[i].attn.qkv`` by ``layer_factory(qkv)`` (default: a `LoRAQKV` from ``cfg``);
-    return {module name: new layer}. Methods with their own adapted layer (BiLoRA's frequency updates,
+    return {Site (block, projection): new layer}, in block order. Methods with their own adapted layer (BiLoRA's frequency updates,
     SD-LoRA's magnitudes) pass a factory.
 
     Like peft, this keeps the original layer as ``base_layer`` and raises when nothing matched.
@@ -181,21 +239,17 @@ def inject_lora(model: nn.Module, cfg: LoraConfig, layer_factory: LayerFactory |
         qkv = getattr(getattr(block, "attn", None), "qkv", None)
         if isinstance(qkv, nn.Linear):
             block.attn.qkv = make(qkv)
-            injected[module_name(index)] = block.attn.qkv
+            injected[Site(index)] = block.attn.qkv
     if not injected:
         raise UserError(f"no fused qkv projection found in {type(model).__name__}; {what} needs a timm ViT")
     return injected
 
 
-def adapted_slices(modules: dict[str, LoRAQKV]) -> list[AdaptedSlice]:
+def adapted_slices(modules: dict[Site, LoRAQKV]) -> list[AdaptedSlice]:
     """All (block, slice) pairs in block order."""
-    result = []
-    for name, module in modules.items():
-        block = block_of(name)
-        result.extend(AdaptedSlice(block, t, module) for t in module.targets)
-    return result
+    return [AdaptedSlice(block_of(site), t, module) for site, module in modules.items() for t in module.targets]
 
 
-def lora_parameters(modules: dict[str, LoRAQKV]) -> list[nn.Parameter]:
+def lora_parameters(modules: dict[Site, LoRAQKV]) -> list[nn.Parameter]:
     """The trainable LoRA parameters (latest pair of every slice)."""
     return [p for s in adapted_slices(modules) for p in (s.pair.A, s.pair.B) if p.requires_grad]

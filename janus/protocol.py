@@ -15,6 +15,7 @@ diagonal's right, i.e. for unseen tasks), the test-set sizes, the summary metric
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -130,7 +131,8 @@ def _run_task(experiment: Experiment, nme: NMEClassifier | None, info: TaskInfo,
     state.task_wall_s.append(time.perf_counter() - start)
     seen = experiment.scenario.tasks[: info.index + 1]
     sets = [t.test for t in seen] + [t.val for t in seen]      # one loader (one worker start) for both
-    row, sizes = evaluate(method, sets, experiment.loader, info.device, cfg.optim.precision, nme)
+    with method.merged_for_eval() if cfg.eval.merges(info.device) else contextlib.nullcontext():
+        row, sizes = evaluate(method, sets, experiment.loader, info.device, cfg.optim.precision, nme)
     test_row, val_row, n_test, n_val = row[:len(seen)], row[len(seen):], sizes[:len(seen)], sizes[len(seen):]
     pad = [math.nan] * (state.num_tasks - len(seen))
     state.acc_matrix.append(test_row + pad)

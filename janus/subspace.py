@@ -5,8 +5,8 @@ See docs/method.md §3 (Online Estimation, OE) and docs/protocol.md §7 (GPM and
 Conventions: a basis is a (d, k) tensor with orthonormal columns (k may be 0).  A ``DualBasis`` additionally
 carries InfLoRA's mode flag: in ``"remove"`` mode its columns span the protected (old-feature) subspace, in
 ``"retain"`` mode they span its complement, the directions updates may still use.  ``(basis, mode)`` is exactly
-what ``janus.rectify`` takes as its right projector.  Eigen- and singular-value work runs in float64; bases come
-back in the dtype of the basis passed in (or of the statistic when there is none).
+what ``janus.rectify`` takes as its right projector.  Eigen- and singular-value work runs in float64 (OE may
+choose float32); bases come back in the dtype of the basis passed in (or of the statistic when there is none).
 """
 
 from __future__ import annotations
@@ -97,14 +97,17 @@ def energy_threshold(t: int, num_tasks: int, start: float, end: float = 1.0) -> 
 
 
 def _as_basis(V: Tensor | None, dim: int, like: Tensor) -> Tensor:
-    """A (d, k) float64 basis; None becomes (d, 0)."""
+    """A (d, k) basis in `like`'s dtype and device; None becomes (d, 0)."""
     if V is None:
-        return torch.zeros(dim, 0, dtype=torch.float64, device=like.device)
-    return V.to(device=like.device, dtype=torch.float64)
+        return torch.zeros(dim, 0, dtype=like.dtype, device=like.device)
+    return V.to(device=like.device, dtype=like.dtype)
 
 
-def _symmetric(C: Tensor) -> Tensor:
-    C = C.to(torch.float64)
+WORK_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _symmetric(C: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    C = C.to(dtype)
     return (C + C.mT) / 2
 
 
@@ -161,7 +164,8 @@ def _energy_split(C: Tensor, residual_evals: Tensor, criterion: str) -> tuple[Te
 
 
 def expand_basis(
-    V: Tensor | None, C: Tensor, eps: float, criterion: str = "eig", max_dim: int | None = None
+    V: Tensor | None, C: Tensor, eps: float, criterion: str = "eig", max_dim: int | None = None,
+    work_dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """OE basis expansion at the end of a task (docs/method.md §3.2 step 2).
 
@@ -169,10 +173,12 @@ def expand_basis(
     (E_old + Σ_{i≤k} e_i) / E_tot ≥ ε (e = λ, or λ² with criterion "eig_sq", see ``_energy_split``);
     V ← [V, U[:, :k]], the new columns re-orthonormalised against V by QR (V's own columns are kept as they are).
     The result has at most ``max_dim`` (default d) columns; directions with λ = 0 are never added.
-    ``C`` may be the mean or the sum of x xᵀ (the rule is scale-free).
+    ``C`` may be the mean or the sum of x xᵀ (the rule is scale-free). The eigendecomposition runs on C's device
+    in ``work_dtype``: float64 by default; float32 (`method.oe_precision=float32`, ~3-10x faster on a GPU) picks
+    the same k and spans the same space to ~1e-4 while the spectrum has no near-tie at the cut (tested).
     """
     d = C.shape[-1]
-    C64 = _symmetric(C)
+    C64 = _symmetric(C, work_dtype)
     V64 = _as_basis(V, d, C64)
     out_dtype = V.dtype if V is not None else C.dtype
     evals, evecs = _residual_spectrum(C64, V64)
@@ -187,14 +193,15 @@ def expand_basis(
     return torch.cat([V64, torch.linalg.qr(new)[0]], dim=1).to(out_dtype)
 
 
-def shrink_retained_basis(U: Tensor, C: Tensor, eps: float, criterion: str = "eig") -> Tensor:
+def shrink_retained_basis(U: Tensor, C: Tensor, eps: float, criterion: str = "eig",
+                          work_dtype: torch.dtype = torch.float64) -> Tensor:
     """OE expansion when the protected subspace is stored by its complement U ("retain" mode).
 
     The residual covariance restricted to span(U) is UᵀĈU = W diag(μ) Wᵀ (μ descending).  Removing its top j
     directions from U protects them; j is the smallest count with (E_old + Σ_{i≤j} e_i)/E_tot ≥ ε, exactly the
     rule of ``expand_basis`` (span(U) is the complement of the protected space).  Returns U W[:, j:].
     """
-    C64 = _symmetric(C)
+    C64 = _symmetric(C, work_dtype)
     U64 = U.to(C64)
     evals, evecs = torch.linalg.eigh(U64.mT @ C64 @ U64)
     evals, evecs = evals.flip(-1).clamp_min(0), evecs.flip(-1)
@@ -285,12 +292,13 @@ class DualBasis:
     def protected_dim(self) -> int:
         return self.basis.shape[1] if self.mode == "remove" else self.dim - self.basis.shape[1]
 
-    def update_oe(self, C: Tensor, eps: float, criterion: str = "eig") -> None:
+    def update_oe(self, C: Tensor, eps: float, criterion: str = "eig",
+                  work_dtype: torch.dtype = torch.float64) -> None:
         """OE update (docs/method.md §3.2): ``expand_basis`` in remove mode, ``shrink_retained_basis`` in retain."""
         if self.mode == "remove":
-            self.basis = expand_basis(self.basis, C, eps, criterion)
+            self.basis = expand_basis(self.basis, C, eps, criterion, work_dtype=work_dtype)
         else:
-            self.basis = shrink_retained_basis(self.basis, C, eps, criterion)
+            self.basis = shrink_retained_basis(self.basis, C, eps, criterion, work_dtype)
         self._flip_if_large()
 
     def update_gpm(self, R: Tensor, eps: float) -> None:
@@ -313,7 +321,7 @@ class DualBasis:
 class ActivationRecorder:
     """Feed each module's input (detached) to that name's ``CovarianceAccumulator`` while active.
 
-    ``with ActivationRecorder({module_name(0): blk.attn.qkv, ...}) as rec: ...`` registers forward-pre-hooks on entry
+    ``with ActivationRecorder({Site(0): blk.attn.qkv, ...}) as rec: ...`` registers forward-pre-hooks on entry
     and removes all of them on exit, also when the body raises.  ``start()``/``stop()`` do the same outside a
     ``with`` (e.g. from a method's before_task/after_task).  Set ``enabled = False`` or use ``paused()`` to skip
     recording (evaluation).  See docs/method.md §3.2 step 1 (statistics from the training forward passes).
@@ -423,30 +431,51 @@ def input_covariances(forward: Callable[[Tensor], object], module: nn.Module, ta
 
 
 class BlockBases:
-    """One `DualBasis` per block, shared by its K and V slices (they read the same input, docs/method.md §2.1),
-    grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (docs/protocol.md §7.1–§7.2).
+    """One `DualBasis` per block, shared by its K and V slices (they read the same input, docs/method.md §2.1).
 
-    criterion "eig_sq": the GPM rule applied to the covariance itself, i.e. to λ² (InfLoRA, §7.2);
-    "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (GPM, §7.1).
+    rule "gpm": grown with the GPM rule and InfLoRA's DualGPM remove/retain bookkeeping (docs/protocol.md
+    §7.1–§7.2; LoRA-GPM, InfLoRA). criterion "eig_sq": the rule applied to the covariance itself, i.e. to λ²
+    (InfLoRA, §7.2); "eig": applied to a representation R with RRᵀ = Ĉ, i.e. to λ = σ² of the raw inputs (§7.1).
+    rule "oe": Janus's Online Estimation (docs/method.md §3.2): the basis grows by the top eigenvectors of the
+    residual of the task's moment (`expand_basis`), with the same criterion names on λ.
+    Covariances may be keyed by `janus.lora.Site` or by module name; bases are keyed by block index.
     """
 
-    def __init__(self, criterion: str = "eig_sq"):
+    RULES = ("gpm", "oe")
+
+    def __init__(self, criterion: str = "eig_sq", rule: str = "gpm", precision: str = "float64"):
         check_choice("criterion", criterion, ("eig", "eig_sq"))
-        self.criterion = criterion
+        check_choice("rule", rule, self.RULES)
+        check_choice("oe_precision", precision, tuple(WORK_DTYPES))
+        self.criterion, self.rule, self.work_dtype = criterion, rule, WORK_DTYPES[precision]
         self.bases: dict[int, DualBasis] = {}
 
     def update(self, covariances: Mapping[str, Tensor], eps: float) -> None:
         for name, C in covariances.items():
             dual = self.bases.setdefault(block_of(name), DualBasis.empty(C.shape[0], C.dtype, C.device))
-            dual.update_gpm(C if self.criterion == "eig_sq" else representation_from_covariance(C), eps)
+            if self.rule == "oe":
+                dual.update_oe(C, eps, self.criterion, self.work_dtype)
+            else:
+                dual.update_gpm(C if self.criterion == "eig_sq" else representation_from_covariance(C), eps)
 
-    def projectors(self, slices) -> dict:
+    def protected_dim(self, block: int) -> int:
+        """How many directions block `block` protects (0 before its first update)."""
+        return self.bases[block].protected_dim() if block in self.bases else 0
+
+    def any_protected(self) -> bool:
+        return any(dual.protected_dim() for dual in self.bases.values())
+
+    def projectors(self, slices, device: torch.device | None = None, skip_empty: bool = False) -> dict:
         """Π per slice (`janus.projection.Projector`): remove mode Π = I − MMᵀ, retain mode Π = MMᵀ (M the
-        stored basis), for the `janus.lora.AdaptedSlice`s given."""
+        stored basis), for the `janus.lora.AdaptedSlice`s given; on `device` when given. `skip_empty` leaves
+        out blocks that protect nothing (their Π is I)."""
         from janus.projection import Projector
 
-        return {s.name: Projector(self.bases[s.block].basis, self.bases[s.block].mode)
-                for s in slices if s.block in self.bases}
+        chosen = {s.name: self.bases[s.block] for s in slices if s.block in self.bases}
+        if skip_empty:
+            chosen = {name: dual for name, dual in chosen.items() if dual.protected_dim()}
+        return {name: Projector(dual.basis if device is None else dual.basis.to(device), dual.mode)
+                for name, dual in chosen.items()}
 
     def summary(self) -> dict:
         blocks = sorted(self.bases)

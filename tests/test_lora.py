@@ -1,10 +1,12 @@
+import pickle
+
 import pytest
 import torch
 
 from janus.backbone import build_backbone
 from janus.config import BackboneConfig, LoraConfig
 from janus.errors import UserError
-from janus.lora import LoRAQKV, adapted_slices, inject_lora, lora_parameters
+from janus.lora import LoRAQKV, Site, adapted_slices, inject_lora, lora_parameters, merged_lora
 
 
 def random_lora(targets=("k", "v"), rank=3, scale=0.7, d=12):
@@ -68,3 +70,40 @@ def test_bad_targets_and_models_without_qkv_fail_clearly():
         inject_lora(model, LoraConfig(targets=("o",)))
     with pytest.raises(UserError, match="no fused qkv"):
         inject_lora(torch.nn.Sequential(torch.nn.Linear(3, 3)), LoraConfig())
+
+
+def test_inject_lora_returns_typed_sites_that_are_the_module_names():
+    model = build_backbone(BackboneConfig(name="test"), img_size=32)
+    modules = inject_lora(model, LoraConfig(rank=2))
+    names = dict(model.named_modules())
+    for index, (site, layer) in enumerate(modules.items()):
+        assert isinstance(site, Site) and (site.block, site.projection) == (index, "qkv")
+        assert names[site] is layer                     # a site is the name named_modules() spells
+        assert modules[str(site)] is layer              # and a dict keyed by sites answers to plain names
+    site = Site(3)
+    assert site == "blocks.3.attn.qkv" and Site.parse("blocks.3.attn.qkv").block == 3
+    assert site.slice_key("v") == "blocks.3.v" and site.block_name == "blocks.3"
+    copied = pickle.loads(pickle.dumps(site))
+    assert isinstance(copied, Site) and copied.block == 3 and copied == site
+    with pytest.raises(ValueError, match="not an adapted module name"):
+        Site.parse("blocks.3.mlp.fc1")
+
+
+def test_merged_lora_for_evaluation_matches_and_restores_the_weights_bit_for_bit():
+    layer, other = random_lora(), random_lora()
+    layer.add_pairs()                                   # per-task pairs: Σ B_i A_i is folded
+    torch.nn.init.normal_(layer.adapters["k"][1].B)
+
+    class NotPlainLoRA(LoRAQKV):                        # e.g. SD-LoRA's magnitudes: more than BA, never merged
+        pass
+
+    odd = NotPlainLoRA(torch.nn.Linear(12, 36), ("k",), 2, 1.0)
+    x = torch.randn(4, 12)
+    reference, weights = layer(x), layer.base_layer.weight.clone()
+    odd_weight = odd.base_layer.weight.clone()
+    with merged_lora([layer, other, odd]) as count:
+        assert count == 2 and layer.merged and not odd.merged
+        torch.testing.assert_close(layer(x), reference, atol=1e-5, rtol=1e-5)
+        assert not torch.equal(layer.base_layer.weight, weights)
+    assert not layer.merged and torch.equal(layer.base_layer.weight, weights)
+    assert torch.equal(odd.base_layer.weight, odd_weight)

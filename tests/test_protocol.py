@@ -84,3 +84,14 @@ def test_user_errors_name_the_fix(tmp_path):
         run_experiment(tiny_config(**{"data.dataset": "cifar100", "data.root": str(tmp_path)}))
     with pytest.raises(UserError, match="unknown method option|unknown config key 'method.bogus'"):
         run_experiment(tiny_config(**{"method.bogus": 1}))
+
+
+@pytest.mark.parametrize("method", ["janus", "inflora"])
+def test_merged_lora_evaluation_gives_the_same_matrix(method):
+    """eval.merge_lora=on (the CUDA default) folds LoRA into the weights while evaluating; the accuracies
+    match the unmerged evaluation, and training after the merge is unaffected (weights restored)."""
+    runs = {m: run_experiment(tiny_config(**{"method.name": method, "eval.merge_lora": m})) for m in ("off", "on")}
+    np.testing.assert_allclose(runs["on"].acc_matrix, runs["off"].acc_matrix, atol=100 / 16 + 1e-9)
+    assert runs["on"].metrics["acc"] == pytest.approx(runs["off"].metrics["acc"], abs=100 / 16)
+    with pytest.raises(UserError, match="merge_lora"):
+        run_experiment(tiny_config(**{"eval.merge_lora": "yes"}))

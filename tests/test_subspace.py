@@ -7,6 +7,7 @@ from torch import nn
 
 from janus.subspace import (
     ActivationRecorder,
+    BlockBases,
     CovarianceAccumulator,
     DualBasis,
     complement_basis,
@@ -176,6 +177,21 @@ def test_dual_basis_flips_to_retain_and_keeps_the_same_protected_space():
     assert dual.protected_dim() == plain.shape[1] == 4
 
 
+def test_block_bases_oe_rule_is_expand_basis_per_block_keyed_by_site():
+    from janus.lora import Site
+
+    C0, _ = _covariance([8.0, 7.0, 6.0, 5.0, 1.0, 0.5], seed=6)
+    C1, _ = _covariance([5.0, 1.0, 1.0, 0.5, 0.2, 0.1], seed=7)
+    bases, plain = BlockBases("eig", rule="oe"), {0: None, 1: None}
+    for eps in (0.3, 0.6):
+        bases.update({Site(0): C0, "blocks.1.attn.qkv": C1}, eps)   # sites and plain names both work
+        plain = {0: expand_basis(plain[0], C0, eps), 1: expand_basis(plain[1], C1, eps)}
+        for block in (0, 1):
+            assert torch.equal(bases.bases[block].basis, plain[block])
+    assert bases.protected_dim(0) == plain[0].shape[1] and bases.protected_dim(5) == 0
+    assert bases.any_protected() and not BlockBases(rule="oe").any_protected()
+
+
 def test_dual_gpm_retain_mode_removes_until_protected_energy_reaches_threshold():
     # σ² shares of 30, cumulative: 8, 15, 21, 26, 29, 30
     C, Q = _covariance([8.0, 7.0, 6.0, 5.0, 3.0, 1.0], seed=7)
@@ -276,3 +292,21 @@ def test_prototype_bank_sums_in_fp32_under_bf16_autocast():
     stacked, ys = torch.cat(features).double(), torch.cat(labels)
     reference = torch.stack([stacked[ys == c].mean(0) for c in (0, 1)])
     assert (means.double() - reference).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("criterion", ["eig", "eig_sq"])
+def test_float32_eigendecomposition_picks_the_same_basis_within_tolerance(criterion):
+    """OE's task-end eigh in float32 (method.oe_precision=float32) against the float64 reference: the same
+    count k at every task and the same protected space, on a ViT-like decaying spectrum (d = 192)."""
+    d = 192
+    spectrum = (torch.arange(1, d + 1, dtype=F64) ** -1.5).tolist()
+    V64 = V32 = None
+    for task in range(3):
+        C, _ = _covariance(spectrum, seed=20 + task)
+        C32 = C.float()
+        V64 = expand_basis(V64, C32, 0.9 + 0.03 * task, criterion)
+        V32 = expand_basis(V32, C32, 0.9 + 0.03 * task, criterion, work_dtype=torch.float32)
+        assert V32.dtype == torch.float32 and V32.shape == V64.shape
+        gap = (_projector(V32.double()) - _projector(V64.double())).abs().max()
+        assert gap < 1e-3, f"task {task}: projectors differ by {gap:.2e}"
+        assert (V32.double().T @ V32.double() - torch.eye(V32.shape[1], dtype=F64)).abs().max() < 1e-5

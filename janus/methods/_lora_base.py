@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from janus.errors import UserError
-from janus.lora import AdaptedSlice, LoRAQKV, adapted_slices, inject_lora, lora_parameters
+from janus.lora import AdaptedSlice, LoRAQKV, adapted_slices, inject_lora, lora_parameters, merged_lora
 from janus.methods.base import Method, MethodContext, TaskInfo
 
 
@@ -53,6 +53,10 @@ class LoRAMethod(Method):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return lora_parameters(self.lora_modules)
+
+    def merged_for_eval(self):
+        """LoRA folded into the qkv weights while evaluating (`janus.lora.merged_lora`; eval.merge_lora)."""
+        return merged_lora(self.lora_modules.values())
 
     def checkpoint_shapes(self) -> dict:
         first = next(iter(self.lora_modules.values()))

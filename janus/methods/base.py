@@ -15,6 +15,7 @@ checkpoint stores (`checkpoint_shapes`), not from its key names.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ def snapshot(state):
     if isinstance(state, torch.Tensor):
         return state.detach().to("cpu", copy=True)
     if isinstance(state, dict):
-        return {key: snapshot(value) for key, value in state.items()}
+        # keys as plain str: a janus.lora.Site key must not reach torch.load(weights_only=True) as a class
+        return {str(key) if isinstance(key, str) else key: snapshot(value) for key, value in state.items()}
     if isinstance(state, (list, tuple)):
         return type(state)(snapshot(value) for value in state)
     return copy.deepcopy(state)
@@ -141,6 +143,11 @@ class Method(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Scores over all seen classes; the protocol takes the argmax."""
         return self.forward(x).logits
+
+    def merged_for_eval(self) -> contextlib.AbstractContextManager:
+        """A context in which evaluation may run faster with adapters folded into the weights (LoRA methods);
+        nothing to fold here."""
+        return contextlib.nullcontext()
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def extra_state(self) -> dict:

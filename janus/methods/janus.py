@@ -30,12 +30,13 @@ from torch import nn
 from janus.classifier import class_means
 from janus.diagnostics import lowrank_interference_ratio
 from janus.errors import UserError
+from janus.lora import block_of
 from janus.margin import PrototypeBank, danger, dml_loss
 from janus.methods._lora_base import LoRAMethod
 from janus.methods.base import MethodContext, MethodOutput, TaskInfo
 from janus.methods.registry import register_method
 from janus.projection import GRSettings, Projector, UpdateRewriter
-from janus.subspace import ActivationRecorder, energy_threshold, expand_basis, post_task_statistics
+from janus.subspace import ActivationRecorder, BlockBases, energy_threshold, post_task_statistics
 
 CHOICES = {
     "criterion": ("eig", "eig_sq"),
@@ -44,6 +45,7 @@ CHOICES = {
     "protect_without_gr": ("project_a", "none"),
     "dml_form": ("hinge", "softmax"),
     "prototypes": ("online", "pass"),
+    "oe_precision": ("float64", "float32"),
 }
 
 
@@ -58,6 +60,7 @@ class JanusOptions:
     threshold: float = 0.97          # OE energy threshold ε_0 at t = 0 (§3.3; searched 0.90-0.995)
     threshold_end: float = 1.0       # the InfLoRA schedule's end value
     criterion: str = "eig"           # eig: GPM's σ²; eig_sq: InfLoRA's λ² quirk (§3.3)
+    oe_precision: str = "float64"    # dtype of the task-end eigendecomposition (float32: faster on a GPU, §3.2)
     oe_window: str = "all"           # statistics over all epochs, or the last epoch only (§3.2)
     fallback_subspace: str = "gpm"   # the subspace GR uses when OE is off (ablation ④)
     gpm_samples: int = 125           # GPM's sample count for that post-task pass (docs/protocol.md §7.1)
@@ -83,9 +86,11 @@ class JanusLoRA(LoRAMethod):
 
     def __init__(self, backbone: nn.Module, options: JanusOptions, context: MethodContext):
         super().__init__(backbone, options, context)
-        dim = next(iter(self.lora_modules.values())).d_in
-        self.bases = {name: torch.zeros(dim, 0) for name in self.lora_modules}      # V_l per block
-        self.past_moment = {name: torch.zeros(dim, dim) for name in self.lora_modules}  # Σ_past Ĉ_t
+        # End-of-task work stays on the training device: moments, bases and Σ_past Ĉ_t live there.
+        self.bases = BlockBases(options.criterion, rule="oe", precision=options.oe_precision)   # V_l per block
+        # Σ_past Ĉ_t per block, kept only for the interference diagnostics (OE itself needs only the bases), so
+        # checkpoints carry these d×d moments (28 MB on ViT-B/16) only with method.diagnostics=true.
+        self.past_moment: dict[str, torch.Tensor] = {}
         self.bank = PrototypeBank(context.feature_dim)
         self.recorder: ActivationRecorder | None = None
         self._danger: list[dict] = []          # danger() of each last-epoch batch
@@ -101,7 +106,7 @@ class JanusLoRA(LoRAMethod):
 
     def _rule(self) -> str | None:
         """The update rule for the current task: GR, "project ΔA only", or None (task 0, or unprotected)."""
-        if not any(basis.shape[1] for basis in self.bases.values()):
+        if not self.bases.any_protected():
             return None
         if self.options.gr.enabled:
             return "rectify"
@@ -114,8 +119,7 @@ class JanusLoRA(LoRAMethod):
         rule, o = self._rule(), self.options
         self.rewriter = None if rule is None else UpdateRewriter(
             rule, o.gr, track_violation=o.diagnostics)
-        self._projectors = {s.name: Projector(self.bases[s.module_name].to(task.device))
-                            for s in self.slices if self.bases[s.module_name].shape[1]}
+        self._projectors = self.bases.projectors(self.slices, task.device, skip_empty=True)
         self._start_pairs = [(s.pair.A.detach().clone(), s.pair.B.detach().clone()) for s in self.slices]
         self._danger = []
         if self.collects_moments:
@@ -163,17 +167,19 @@ class JanusLoRA(LoRAMethod):
         if self.rewriter is not None:
             diagnostics.update(self.rewriter.summary())   # violation_raw / violation_applied of the steps
         self._update_bases(task, moments)
-        for name, moment in moments.items():
-            self.past_moment[name] = self.past_moment[name] + moment
+        if self.options.diagnostics:
+            for name, moment in moments.items():
+                past = self.past_moment.get(name)
+                self.past_moment[name] = moment.clone() if past is None else past + moment
         self._add_prototypes(task)
-        diagnostics["basis_dim"] = {name.removesuffix(".attn.qkv"): int(b.shape[1]) for name, b in self.bases.items()}
+        diagnostics["basis_dim"] = {site.block_name: self.bases.protected_dim(site.block) for site in self.lora_modules}
         return diagnostics
 
     def _stop_recording(self) -> dict[str, torch.Tensor]:
         if self.recorder is None:
             return {}
         self.recorder.stop()
-        moments = {name: acc.mean().cpu() for name, acc in self.recorder.accumulators.items() if acc.count}
+        moments = {name: acc.mean() for name, acc in self.recorder.accumulators.items() if acc.count}
         self.recorder = None
         return moments
 
@@ -183,8 +189,7 @@ class JanusLoRA(LoRAMethod):
                 return
             moments = self._gpm_pass(task)
         eps = energy_threshold(task.index, task.num_tasks, self.options.threshold, self.options.threshold_end)
-        for name, moment in moments.items():
-            self.bases[name] = expand_basis(self.bases[name], moment, eps, self.options.criterion)
+        self.bases.update(moments, eps)
 
     def _gpm_pass(self, task: TaskInfo) -> dict[str, torch.Tensor]:
         batches = max(1, -(-self.options.gpm_samples // 32))
@@ -192,7 +197,7 @@ class JanusLoRA(LoRAMethod):
         self.eval()
         moments = post_task_statistics(lambda batch: self.features(batch[0].to(task.device)), loader,
                                        self.lora_modules, max_batches=batches)
-        return {name: m.cpu() for name, m in moments.items()}
+        return moments
 
     def _add_prototypes(self, task: TaskInfo) -> None:
         """Online means from the last epoch; a post-task pass for `prototypes=pass` or for any class the
@@ -208,9 +213,9 @@ class JanusLoRA(LoRAMethod):
         interference = {}
         if task.index > 0:
             for s, (a0, b0) in zip(self.slices, self._start_pairs):
-                past = self.past_moment[s.module_name]
+                past = self.past_moment[s.site]
                 interference[s.name] = lowrank_interference_ratio(
-                    a0.cpu(), b0.cpu(), s.pair.A.detach().cpu(), s.pair.B.detach().cpu(), s.module.scale, past)
+                    a0, b0, s.pair.A.detach(), s.pair.B.detach(), s.module.scale, past)
         values = [d["nearest_old_cos"] for d in self._danger]
         centre = [d["own_centre_cos"] for d in self._danger]
         return {"interference": interference,
@@ -219,9 +224,12 @@ class JanusLoRA(LoRAMethod):
 
     # --- checkpoints (prediction: the base class, or the protocol's NME with eval.classifier=nme) -------------
     def extra_state(self) -> dict:
-        return {"bases": self.bases, "past_moment": self.past_moment, "bank": self.bank.state_dict()}
+        return {"bases": self.bases.state(), "past_moment": self.past_moment, "bank": self.bank.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
-        self.bases = dict(state["bases"])
-        self.past_moment = dict(state["past_moment"])
+        bases = state["bases"]
+        if bases and isinstance(next(iter(bases.values())), torch.Tensor):  # written before BlockBases: {name: V}
+            bases = {block_of(name): {"basis": V, "mode": "remove"} for name, V in bases.items()}
+        self.bases.load(bases, self.context.device)
+        self.past_moment = {name: moment.to(self.context.device) for name, moment in state["past_moment"].items()}
         self.bank.load_state_dict(state["bank"])

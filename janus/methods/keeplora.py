@@ -131,7 +131,7 @@ class KeepLoRA(LoRAMethod):
         finally:
             for weight in weights.values():
                 weight.requires_grad_(False)
-        return {s.name: totals[s.module_name][s.rows] / max(batches, 1) for s in self.slices}
+        return {s.name: totals[s.site][s.rows] / max(batches, 1) for s in self.slices}
 
     def _grow_protected(self, task: TaskInfo) -> None:
         """GPM expansion of every slice's M with its block's input features (merged model, eval mode)."""
@@ -142,7 +142,7 @@ class KeepLoRA(LoRAMethod):
         representations = {name: representation_from_covariance(C) for name, C in covariances.items()}
         for adapted in self.slices:                      # K and V of a block share the input features
             self.protected[adapted.name] = gpm_expand_basis(self.protected[adapted.name],
-                                                            representations[adapted.module_name],
+                                                            representations[adapted.site],
                                                             self.options.feature_threshold, self.max_protected)
 
     def extra_state(self) -> dict:

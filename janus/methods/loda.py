@@ -100,7 +100,7 @@ class LoDA(LoRAMethod):
         return self.old_moments.get(name, torch.zeros_like(like)).to(like)
 
     def _block_slices(self, name: str) -> list[AdaptedSlice]:
-        return [adapted for adapted in self.slices if adapted.module_name == name]
+        return [adapted for adapted in self.slices if adapted.site == name]
 
     @torch.no_grad()
     def _input_moments(self, task: TaskInfo) -> tuple[dict[str, Tensor], int]:

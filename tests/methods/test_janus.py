@@ -11,6 +11,7 @@ from janus.backbone import build_backbone
 from janus.config import ExperimentConfig
 from janus.methods import MethodContext, TaskInfo, build_method
 from janus.rectify import rectify, violation
+from janus.subspace import DualBasis
 from janus.testing import tiny_config
 
 
@@ -30,8 +31,8 @@ def task_info(index):
 
 def give_bases_and_weights(method, k=5):
     torch.manual_seed(1)
-    for name in method.bases:
-        method.bases[name] = torch.linalg.qr(torch.randn(64, k))[0]
+    for site in method.lora_modules:
+        method.bases.bases[site.block] = DualBasis(torch.linalg.qr(torch.randn(64, k))[0])
     for s in method.slices:
         torch.nn.init.normal_(s.pair.B, std=0.1)
 
@@ -64,7 +65,7 @@ def protected_step(**params):
 def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
     method, before, raw = protected_step(gr_variant=variant, dml=False)
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
-        basis = method.bases[f"blocks.{s.block}.attn.qkv"]
+        basis = method.bases.bases[s.block].basis
         expected = rectify(variant, a0, b0, dA, dB, basis, balance=method.options.gr.balance)  # per pair
         torch.testing.assert_close(s.pair.A.detach() - a0, expected[0], atol=1e-6, rtol=1e-4)
         torch.testing.assert_close(s.pair.B.detach() - b0, expected[1], atol=1e-6, rtol=1e-4)
@@ -77,7 +78,7 @@ def test_gr_rectifies_the_actual_adam_update_of_every_pair(variant):
 def test_oe_without_gr_projects_only_the_a_update():
     method, before, raw = protected_step(gr=False, dml=False)
     for s, (a0, b0), (dA, dB) in zip(method.slices, before, raw):
-        basis = method.bases[f"blocks.{s.block}.attn.qkv"]
+        basis = method.bases.bases[s.block].basis
         assert (s.pair.A.detach() - a0) @ basis == pytest.approx(0, abs=1e-6)
         torch.testing.assert_close(s.pair.B.detach() - b0, dB)
 
@@ -100,7 +101,7 @@ def test_janus_grows_bases_keeps_prototypes_and_resumes_from_a_checkpoint():
     assert set(full.diagnostics[1]["interference"]) == {f"blocks.{b}.{t}" for b in range(6) for t in "kv"}
     assert 0 <= full.diagnostics[1]["danger"] <= 1
     extra = checkpoints[0]["method"]["extra"]
-    assert extra["bank"]["prototypes"].shape == (2, 64) and extra["bases"]["blocks.0.attn.qkv"].shape[1] == dims[0]
+    assert extra["bank"]["prototypes"].shape == (2, 64) and extra["bases"][0]["basis"].shape[1] == dims[0]
     resumed = run_experiment(cfg, resume=checkpoints[0])
     assert resumed.acc_matrix[0, 0] == full.acc_matrix[0, 0]
     torch.testing.assert_close(torch.tensor(resumed.acc_matrix[1]), torch.tensor(full.acc_matrix[1]))
@@ -150,3 +151,23 @@ def test_classes_missing_from_the_last_epoch_get_prototypes_from_a_pass():
     result = run_experiment(tiny_config(**{"method.name": "janus", "method.classifier": "nme",
                                            "optim.batch_size": 1, "optim.max_steps_per_epoch": 1}))
     assert result.acc_matrix.shape == (2, 2) and not np.isnan(result.acc_matrix[1]).any()
+
+
+def test_float32_task_end_eigendecomposition_keeps_the_basis_dimensions():
+    params = {"method.name": "janus", "method.dml": False, "data.synthetic_train_per_class": 8}
+    runs = {p: run_experiment(tiny_config(**params, **{"method.oe_precision": p})) for p in ("float64", "float32")}
+    dims = {p: [d["basis_dim"] for d in run.diagnostics] for p, run in runs.items()}
+    assert dims["float32"] == dims["float64"] and dims["float64"][0]["blocks.0"] > 0
+    with pytest.raises(Exception, match="oe_precision"):
+        run_experiment(tiny_config(**params, **{"method.oe_precision": "float16"}))
+
+
+@pytest.mark.parametrize("diagnostics", [True, False])
+def test_past_moments_are_kept_only_for_the_diagnostics(diagnostics):
+    checkpoints = []
+    cfg = tiny_config(**{"method.name": "janus", "method.diagnostics": diagnostics,
+                         "data.synthetic_train_per_class": 8})
+    run_experiment(cfg, on_task_end=lambda report: checkpoints.append(report.checkpoint()))
+    past = checkpoints[-1]["method"]["extra"]["past_moment"]
+    assert len(past) == (6 if diagnostics else 0)
+    assert all(type(name) is str and m.shape == (64, 64) for name, m in past.items())  # plain keys, not Sites

@@ -121,7 +121,7 @@ def test_two_tasks_build_the_subspaces_train_only_b_and_merge_the_recalibrated_u
         start = starts[-1][adapted.name]
         assert torch.equal(A_G, start[0]) and torch.equal(A_I, start[2])             # A fixed
         assert not torch.equal(B_G, start[1]) and not torch.equal(B_I, start[3])     # B trained
-        S_new, S_prev = method._task_moments[adapted.module_name], S_old[adapted.module_name]
+        S_new, S_prev = method._task_moments[adapted.site], S_old[adapted.site]
         torch.testing.assert_close(projector(A_G.t()), projector(general_subspace(S_prev, S_new, 4)), atol=1e-4,
                                    rtol=0)
         torch.testing.assert_close(A_G @ A_G.t(), 0.25 * torch.eye(4), atol=1e-5, rtol=0)   # w_G = 0.5
@@ -131,7 +131,7 @@ def test_two_tasks_build_the_subspaces_train_only_b_and_merge_the_recalibrated_u
     adapted = method.slices[3]
     A_G, B_G, A_I, B_I = [p.detach().clone() for pair in method.branches(adapted) for p in (pair.A, pair.B)]
     beta = n_old / method._task_count
-    Lam = recalibration(A_G, method._task_moments[adapted.module_name], S_old[adapted.module_name], beta)
+    Lam = recalibration(A_G, method._task_moments[adapted.site], S_old[adapted.site], beta)
     before = adapted.base_weight().clone()
     method.after_task(second)
     torch.testing.assert_close(adapted.base_weight() - before, B_G @ Lam @ A_G + B_I @ A_I, atol=1e-6, rtol=1e-5)

@@ -9,7 +9,7 @@ from torch import nn
 
 import janus
 from janus.config import ExperimentConfig
-from janus.lora import LoRAQKV, adapted_slices
+from janus.lora import LoRAQKV, Site, adapted_slices
 from janus.methods import METHODS, build_options
 from janus.projection import GRSettings, Projector, UpdateRewriter
 from janus.rectify import violation
@@ -25,7 +25,7 @@ def toy_slices(seed=0):
     """One block's LoRA on K and V of an 8 -> 3×8 qkv, with B ≠ 0 so that GR has work to do."""
     torch.manual_seed(seed)
     module = LoRAQKV(nn.Linear(8, 24), ("k", "v"), rank=2, scale=1.0)
-    slices = adapted_slices({"blocks.0.attn.qkv": module})
+    slices = adapted_slices({Site(0): module})
     for s in slices:
         nn.init.normal_(s.pair.B)
     return module, slices
