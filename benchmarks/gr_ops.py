@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--basis-fraction", type=float, default=0.3)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--oe-precision", default="float64")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     from janus.offline import entry_point_policy

@@ -9,6 +9,7 @@ next to one epoch of training at the same step time.
     python benchmarks/step_overhead.py                                  # test backbone and ViT-B/16
     python benchmarks/step_overhead.py --backbones vit --batch 32 --steps 30 --device cuda
     python benchmarks/step_overhead.py --epoch-images 2400              # ImageNet-R T=10: 2400 images/task
+    python benchmarks/step_overhead.py --backbones vit --batch 128 --precision bf16 --oe-precision float32
 
 Random weights are fine for speed (`backbone.pretrained=false`).
 """
@@ -16,6 +17,8 @@ Random weights are fine for speed (`backbone.pretrained=false`).
 from __future__ import annotations
 
 import argparse
+import copy
+import sys
 import statistics
 import time
 from functools import partial
@@ -25,8 +28,9 @@ import torch
 from janus.config import ExperimentConfig
 from janus.experiment import build_experiment
 from janus.methods import resolve_config
-from janus.runtime import resolve_device
-from janus.subspace import energy_threshold, expand_basis
+from janus.offline import entry_point_policy
+from janus.runtime import device_description, resolve_device
+from janus.subspace import DualBasis, energy_threshold
 from janus.training import train_step
 
 IMAGE_SIZE = {"test": 32}
@@ -34,7 +38,8 @@ IMAGE_SIZE = {"test": 32}
 
 def build(name: str, backbone_name: str, args, device) -> tuple:
     size = IMAGE_SIZE.get(backbone_name, 224)
-    cfg = resolve_config(ExperimentConfig.from_dict({
+    janus_only = {"method.oe_precision": args.oe_precision} if name == "janus" else {}
+    cfg = resolve_config(ExperimentConfig.from_dict({**janus_only,
         "backbone.name": backbone_name, "backbone.pretrained": False, "method.name": name, "lora.rank": args.rank,
         "optim.precision": args.precision, "optim.epochs": 2, "seed": 0,
         # a 2-task scenario of random images: the step is timed on its own batch below
@@ -54,9 +59,9 @@ def build(name: str, backbone_name: str, args, device) -> tuple:
 
 def protect_like_after_task_0(method, fraction: float, classes: int, device) -> None:
     """Random orthonormal bases of `fraction`·d columns per block and one prototype per old class."""
-    for name, basis in method.bases.items():
-        dim = basis.shape[0]
-        method.bases[name] = torch.linalg.qr(torch.randn(dim, max(1, int(fraction * dim))))[0]
+    for site, module in method.lora_modules.items():
+        basis = torch.linalg.qr(torch.randn(module.d_in, max(1, int(fraction * module.d_in)), device=device))[0]
+        method.bases.bases[site.block] = DualBasis(basis)
     for s in method.slices:
         torch.nn.init.normal_(s.pair.B, std=1e-3)
     method.bank.add(list(range(classes)), torch.randn(classes, method.context.feature_dim, device=device))
@@ -92,14 +97,15 @@ def compare(backbone_name: str, args, device) -> dict:
 
 
 def time_oe_update(method, device) -> float:
-    """The end-of-task OE update on the statistics the timed steps collected."""
+    """The end-of-task OE update (on the training device, in method.oe_precision) on the statistics the timed
+    steps collected."""
     moments = {name: acc.mean() for name, acc in method.recorder.accumulators.items()}
     eps = energy_threshold(1, 2, method.options.threshold, method.options.threshold_end)
-    bases = dict(method.bases)
-    return timed(lambda: [expand_basis(bases[n], m, eps) for n, m in moments.items()], device)
+    bases = copy.deepcopy(method.bases)
+    return timed(lambda: bases.update(moments, eps), device)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", default="test,vit", help="comma list (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=8, help="images per step (default: %(default)s)")
@@ -110,11 +116,13 @@ def main() -> None:
     parser.add_argument("--basis-fraction", type=float, default=0.3, help="protected share of each block's input")
     parser.add_argument("--epoch-images", type=int, default=2400, help="images per task for the OE/epoch ratio")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32 or bf16")
+    parser.add_argument("--oe-precision", default="float64", help="float64 or float32 task-end eigendecomposition")
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    entry_point_policy(argv if argv is not None else sys.argv[1:])
     device = resolve_device(args.device)
-    print(f"device {device}, batch {args.batch}, rank {args.rank}, median of {args.steps} steps, "
-          f"protected fraction {args.basis_fraction}")
+    print(f"device {device_description(device)}, batch {args.batch}, precision {args.precision}, rank {args.rank}, "
+          f"median of {args.steps} steps, protected fraction {args.basis_fraction}, OE eigh {args.oe_precision}")
     print(f"{'backbone':10} {'seq-lora ms':>12} {'janus ms':>10} {'ratio':>7} {'OE update s':>12} {'OE/epoch':>9}")
     for name in args.backbones.split(","):
         r = compare(name, args, device)
