@@ -47,6 +47,27 @@ class DataConfig:
     max_train_per_class: int | None = None  # cap for quick runs; None = all
     max_test_per_class: int | None = None
     skip_unreadable: bool = False  # skip (and count) missing, empty or non-image files instead of failing
+    # the GPU data path (README "GPU data path"); the defaults keep the CPU results bitwise unchanged
+    cache: str = "off"            # on: images decoded once into a memory-mapped uint8 cache (janus.data.cache)
+    cache_dir: str | None = None  # None -> $JANUS_CACHE/decoded, else ~/.cache/janus/decoded
+    cache_gpu_fraction: float = 0.3  # on CUDA a cached view below this share of free GPU memory is held there
+    augment_on: str = "loader"    # loader: crop + flip in the loader | device: on the training device (cache=on)
+    uint8_transfer: str = "auto"  # auto: on for CUDA | on | off: uint8 to the device, float + normalise there
+
+    def __post_init__(self):
+        for name, valid in (("cache", ("off", "on")), ("augment_on", ("loader", "device")),
+                            ("uint8_transfer", ("auto", "on", "off"))):
+            if getattr(self, name) not in valid:
+                raise UserError(f"unknown data.{name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
+        if self.augment_on == "device" and self.cache != "on":
+            raise UserError("data.augment_on=device crops the cached uint8 images on the device; add "
+                            "--set data.cache=on (or use data.augment_on=loader)")
+        if self.augment_on == "device" and self.uint8_transfer == "off":
+            raise UserError("data.augment_on=device sends uint8 images to the device; drop "
+                            "data.uint8_transfer=off (or use data.augment_on=loader)")
+        if not 0.0 <= self.cache_gpu_fraction <= 1.0:
+            raise UserError(f"data.cache_gpu_fraction must be in [0, 1] (0: keep the cache on the host), got "
+                            f"{self.cache_gpu_fraction}")
 
 
 @dataclass(frozen=True)
@@ -70,12 +91,14 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     epochs: int = 5
     batch_size: int = 128
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256    # evaluation and post-task passes; larger batches pay off on a GPU
     schedule: str = "inflora_cosine"  # inflora_cosine | cosine | constant
     precision: str = "auto"       # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     num_workers: int = -1         # -1 -> min(8, cpus) on CUDA, 0 on CPU
     max_steps_per_epoch: int | None = None  # cap for smoke runs and benchmarks
+    channels_last: bool = False   # inputs in channels-last memory format on the device
+    compile: bool = False         # torch.compile the backbone's forward (nn.Module.compile, in place)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size"):

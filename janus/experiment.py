@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from janus.backbone import build_backbone, data_mean_std, feature_dim
 from janus.config import ExperimentConfig
-from janus.data import build_scenario, make_loader
+from janus.data import build_scenario, make_device_loader
 from janus.methods import Method, MethodContext, TaskInfo, build_method
-from janus.runtime import configure_device, num_workers, resolve_device, seed_everything
+from janus.runtime import compile_backbone, configure_device, num_workers, resolve_device, seed_everything
 
 
 @dataclass
@@ -49,10 +49,12 @@ class Experiment:
 
 def config_loader(dataset: Dataset, cfg: ExperimentConfig, device: torch.device, *, shuffle: bool = False,
                   seed: int = 0, drop_last: bool = False, batch_size: int | None = None) -> DataLoader:
+    """The plain DataLoader on the CPU default; a janus.data.device.DeviceLoader (batches already on `device`)
+    when the data path finishes images there (uint8 transfer, device augmentation) or optim.channels_last."""
     optim = cfg.optim
     size = batch_size or (optim.batch_size if shuffle else optim.eval_batch_size)
-    return make_loader(dataset, size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                       num_workers=num_workers(optim.num_workers, device))
+    return make_device_loader(dataset, size, shuffle, device, seed=seed, drop_last=drop_last,
+                              num_workers=num_workers(optim.num_workers, device), channels_last=optim.channels_last)
 
 
 def make_task_info(cfg: ExperimentConfig, task, num_tasks: int, device: torch.device) -> TaskInfo:
@@ -70,9 +72,12 @@ def build_experiment(cfg: ExperimentConfig, device: torch.device | str | None = 
     device = resolve_device(cfg.optim.device if device is None else str(device))
     configure_device(device)
     backbone = build_backbone(cfg.backbone, img_size=cfg.data.image_size)
-    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone))
+    scenario = build_scenario(cfg.data, cfg.seed, mean_std=data_mean_std(backbone), device=device,
+                              workers=num_workers(cfg.optim.num_workers, device))
     context = MethodContext(lora=cfg.lora, num_tasks=len(scenario.tasks), device=device,
                             classes_per_task=tuple(t.num_classes for t in scenario.tasks),
                             feature_dim=feature_dim(backbone))
     method = build_method(cfg, backbone, context).to(device)
+    if cfg.optim.compile:
+        compile_backbone(backbone)
     return Experiment(cfg, device, backbone, scenario, context, method)

@@ -47,6 +47,17 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+# optim.compile's torch.compile backend; tests set "eager" (no C compiler, seconds instead of minutes)
+COMPILE_BACKEND = "inductor"
+
+
+def compile_backbone(backbone: torch.nn.Module) -> None:
+    """optim.compile: torch.compile the backbone's forward in place (nn.Module.compile), so `backbone(x)` in
+    every method runs compiled and the state-dict keys (checkpoints) stay the same. A structure that changes
+    per task (new LoRA pairs, heads outside the backbone excepted) recompiles on its first call."""
+    backbone.compile(backend=COMPILE_BACKEND)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

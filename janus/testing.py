@@ -48,3 +48,22 @@ def task_info(cfg, task, num_tasks: int):
     from janus.experiment import make_task_info
 
     return make_task_info(cfg, task, num_tasks, torch.device("cpu"))
+
+
+def write_imagenet_r_tree(root, classes: int, per_class: int, sides=(18, 40), blocks: int = 1, seed: int = 0) -> int:
+    """JPEGs under `root/imagenet-r/n<class:08d>/<i:04d>.jpg` (the ImageNet-R folder format); returns the count.
+
+    Each image has random height and width in [sides[0], sides[1]) and random pixels drawn at 1/`blocks` of
+    that size, then resized up (blocks=1: pure texture, so any resize or crop changes the pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / "imagenet-r" / f"n{c:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = (int(v) for v in rng.integers(*sides, size=2))
+            pixels = rng.integers(0, 256, size=(max(1, h // blocks), max(1, w // blocks), 3), dtype=np.uint8)
+            Image.fromarray(pixels).resize((w, h)).save(folder / f"{i:04d}.jpg", quality=90)
+    return classes * per_class

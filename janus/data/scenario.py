@@ -14,34 +14,41 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from janus.data.device import DeviceStage
+from janus.data.feeds import Feed, make_feeds
 from janus.data.registry import get_builder
 from janus.data.roots import resolve_root
 from janus.data.screening import screen
 from janus.data.sources import Source, SourceData
 from janus.data.splits import VAL_SEED, stratified_split
-from janus.data.transforms import NORMALIZATIONS, MeanStd, build_transforms
+from janus.data.transforms import NORMALIZATIONS, MeanStd
 from janus.errors import UserError
 
 CLASS_ORDERS = ("identity", "seeded")
 
 
 class TaskDataset(Dataset):
-    """Samples `indices` of a source, labels renamed by `label_map`, passed through `transform`.
+    """Samples `indices` of a source, labels renamed by `label_map`, passed through `transform` (None: as loaded).
 
-    Yields (float32 tensor [3, H, W], int scenario label). `targets` holds the scenario labels in order.
+    Yields (float32 tensor [3, H, W], int scenario label); with a `device_stage` the images are uint8 and the
+    training device finishes them (janus.data.device). `targets` holds the scenario labels in order.
     """
 
-    def __init__(self, source: Source, indices: np.ndarray, label_map: np.ndarray, transform: Callable):
+    def __init__(self, source: Source, indices: np.ndarray, label_map: np.ndarray, transform: Callable | None,
+                 device_stage: DeviceStage | None = None):
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
         self.targets = label_map[source.labels[self.indices]]
         self.transform = transform
+        self.device_stage = device_stage
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image = self.transform(self.source.load(int(self.indices[i])))
+        image = self.source.load(int(self.indices[i]))
+        if self.transform is not None:
+            image = self.transform(image)
         return image.as_subclass(torch.Tensor), int(self.targets[i])
 
 
@@ -76,10 +83,13 @@ class Scenario:
         return self.tasks[: t + 1]
 
 
-def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
+def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None, *, device: torch.device | str | None = None,
+                   workers: int = 0) -> Scenario:
     """Build the scenario that `cfg` (a janus.config.DataConfig) describes; `seed` is the run seed, which only
-    decides a `seeded` class order when cfg.order_seed is None."""
+    decides a `seeded` class order when cfg.order_seed is None. `device` (default: the CPU) decides what
+    data.uint8_transfer=auto and the GPU-resident cache do; `workers` decode a cache build (janus.data.cache)."""
     check_config(cfg)
+    device = torch.device("cpu" if device is None else device)
     builder = get_builder(cfg.dataset)
     root = resolve_root(cfg.root)
     data: SourceData = screen(builder(cfg, root), bool(cfg.skip_unreadable))
@@ -89,11 +99,11 @@ def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
     order = class_order(num_classes, cfg.class_order, int(order_seed))
     label_map = np.empty(num_classes, dtype=np.int64)
     label_map[order] = np.arange(num_classes)
-    train_tf, test_tf = build_transforms(
-        data.style, int(cfg.image_size), cfg.normalization, mean_std, tuple(data.crop_scale), data.flip
-    )
-    tasks = make_tasks(data, label_map, int(cfg.tasks), cfg, (train_tf, test_tf))
-    info = {**data.info, "root": str(root), "order_seed": int(order_seed) if cfg.class_order == "seeded" else None}
+    indices = split_indices(data, cfg)
+    feeds, path_info = make_feeds(data, cfg, indices, mean_std, device, workers)
+    tasks = make_tasks(label_map, int(cfg.tasks), indices, feeds)
+    info = {**data.info, "root": str(root), "order_seed": int(order_seed) if cfg.class_order == "seeded" else None,
+            **path_info}
     return Scenario(
         name=data.name,
         num_classes=num_classes,
@@ -104,31 +114,38 @@ def build_scenario(cfg, seed: int, mean_std: MeanStd | None = None) -> Scenario:
     )
 
 
-def make_tasks(data: SourceData, label_map: np.ndarray, num_tasks: int, cfg, transforms) -> list[Task]:
-    """Cap per class, carve validation per class, then cut every split into tasks by scenario label."""
-    train_tf, test_tf = transforms
+def split_indices(data: SourceData, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) source indices: capped per class, validation carved per class from train."""
     train_idx, val_idx = stratified_split(
         data.train.labels, float(cfg.val_fraction), VAL_SEED, cap=cfg.max_train_per_class
     )
     test_idx, _ = stratified_split(data.test.labels, 0.0, VAL_SEED, cap=cfg.max_test_per_class)
+    return train_idx, val_idx, test_idx
+
+
+def make_tasks(label_map: np.ndarray, num_tasks: int, indices, feeds: dict[str, Feed]) -> list[Task]:
+    """Cut every split into tasks by scenario label."""
+    train_idx, val_idx, test_idx = indices
+    train_feed, eval_feed = feeds["train"], feeds["eval"]
     per_task = len(label_map) // num_tasks
     tasks = []
     for t in range(num_tasks):
         lo, hi = t * per_task, (t + 1) * per_task
-        train = subset(data.train, train_idx, label_map, lo, hi, train_tf)
+        train = subset(train_feed, train_idx, label_map, lo, hi)
         tasks.append(Task(
             index=t, classes=tuple(range(lo, hi)), offset=lo, num_classes=per_task,
-            train=train, val=subset(data.train, val_idx, label_map, lo, hi, test_tf),
-            test=subset(data.test, test_idx, label_map, lo, hi, test_tf),
-            train_eval=TaskDataset(train.source, train.indices, label_map, test_tf),
+            train=train, val=subset(eval_feed, val_idx, label_map, lo, hi),
+            test=subset(feeds["test"], test_idx, label_map, lo, hi),
+            train_eval=TaskDataset(eval_feed.source, train.indices, label_map, eval_feed.transform, eval_feed.stage),
         ))
     return tasks
 
 
-def subset(source: Source, indices: np.ndarray, label_map: np.ndarray, lo: int, hi: int, transform) -> TaskDataset:
+def subset(feed: Feed, indices: np.ndarray, label_map: np.ndarray, lo: int, hi: int) -> TaskDataset:
     """The samples among `indices` whose scenario label lies in [lo, hi)."""
-    scenario_labels = label_map[source.labels[indices]]
-    return TaskDataset(source, indices[(scenario_labels >= lo) & (scenario_labels < hi)], label_map, transform)
+    scenario_labels = label_map[feed.source.labels[indices]]
+    return TaskDataset(feed.source, indices[(scenario_labels >= lo) & (scenario_labels < hi)], label_map,
+                       feed.transform, feed.stage)
 
 
 def class_order(num_classes: int, mode: str, seed: int) -> np.ndarray:
