@@ -1,13 +1,19 @@
 """An ImageNet-R-shaped run, end to end: how long a full Janus-LoRA (and seq-lora) study trial takes here.
 
 Writes a synthetic data set in ImageNet-R's on-disk format (`<root>/imagenet-r/<wnid>/*.jpg`, 200 classes,
-JPEGs of ImageNet-R's sizes, 120 per class by default: 24,000 train / 6,000 test after the 80/20 split),
+JPEGs of ImageNet-R's sizes, 150 per class by default: 24,000 train / 6,000 test after the 80/20 split),
 then runs the whole sequential protocol (T = 10) for each method and prints images/s, seconds per task,
 the total, and on CUDA an estimated MFU against the device's bf16 peak (ViT-B/16: 17.6 GFLOPs per
 224-px image forward, ×3 for a LoRA training step; evaluation counted as forward only).
 
     python benchmarks/full_run.py --device cuda --epochs 50                 # the paper's ImageNet-R epochs
     python benchmarks/full_run.py --per-class 10 --backbone test --image-size 32 --epochs 1   # CPU smoke size
+    python benchmarks/full_run.py --device cuda --cache on --augment-on device --eval-batch 1024   # GPU data path
+
+The data-path options map to config keys (README "GPU data path"): --cache (data.cache; the cache is built
+once before the timed runs, under the data folder unless --cache-dir), --augment-on (data.augment_on),
+--uint8-transfer (data.uint8_transfer), --channels-last, --compile (optim.*), --eval-batch
+(optim.eval_batch_size), --workers (optim.num_workers).
 
 Random weights (`backbone.pretrained=false`): this measures time, not accuracy.
 """
@@ -26,21 +32,6 @@ FORWARD_GFLOPS = {"vit": 17.6, "vit-in1k": 17.6, "dino": 17.6, "sam": 17.6}   # 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}  # dense, SXM where it applies
 
 
-def write_imagenet_r_like(root: Path, classes: int, per_class: int, seed: int = 0) -> int:
-    """JPEGs with ImageNet-R's typical sizes (short side 256-512 px) under root/imagenet-r/<wnid>/."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / "imagenet-r" / f"n{c:08d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            h, w = (int(v) for v in rng.integers(256, 513, size=2))
-            pixels = rng.integers(0, 256, size=(h // 8, w // 8, 3), dtype=np.uint8)  # smooth-ish content
-            Image.fromarray(pixels).resize((w, h)).save(folder / f"{i:04d}.jpg", quality=90)
-    return classes * per_class
-
-
 def peak_tflops(device: str) -> float | None:
     import torch
 
@@ -50,13 +41,34 @@ def peak_tflops(device: str) -> float | None:
     return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
 
 
+def base_config(args, root: Path) -> dict:
+    return {"backbone.name": args.backbone, "backbone.pretrained": False, "data.dataset": "imagenet-r",
+            "data.root": str(root), "data.tasks": 10, "data.image_size": args.image_size,
+            "data.cache": args.cache, "data.cache_dir": args.cache_dir or str(root / "decoded-cache"),
+            "data.augment_on": args.augment_on, "data.uint8_transfer": args.uint8_transfer,
+            "optim.epochs": args.epochs, "optim.batch_size": args.batch, "optim.eval_batch_size": args.eval_batch,
+            "optim.num_workers": args.workers, "optim.channels_last": args.channels_last,
+            "optim.compile": args.compile, "optim.device": args.device, "optim.precision": args.precision,
+            "seed": 0}
+
+
+def build_cache(args, root: Path) -> float:
+    """Seconds to build (or find) the decoded-image cache, outside the timed runs."""
+    from janus.config import ExperimentConfig
+    from janus.data import build_scenario
+    from janus.runtime import num_workers, resolve_device
+
+    cfg = ExperimentConfig.from_dict(base_config(args, root))
+    device = resolve_device(cfg.optim.device)
+    started = time.perf_counter()
+    build_scenario(cfg.data, cfg.seed, device="cpu", workers=num_workers(cfg.optim.num_workers, device))
+    return time.perf_counter() - started
+
+
 def run(method: str, args, root: Path) -> dict:
     from janus import run_experiment
 
-    config = {"backbone.name": args.backbone, "backbone.pretrained": False, "data.dataset": "imagenet-r",
-              "data.root": str(root), "data.tasks": 10, "data.image_size": args.image_size,
-              "optim.epochs": args.epochs, "optim.batch_size": args.batch, "optim.device": args.device,
-              "optim.precision": args.precision, "method.name": method, "seed": 0}
+    config = {**base_config(args, root), "method.name": method}
     tasks = []
     start = time.perf_counter()
     result = run_experiment(config, on_task_end=lambda report: tasks.append(time.perf_counter()))
@@ -88,19 +100,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--data", default=None, help="reuse a folder written before (default: a temporary one)")
+    parser.add_argument("--cache", choices=("off", "on"), default="off", help="data.cache")
+    parser.add_argument("--cache-dir", default=None, help="data.cache_dir (default: <data>/decoded-cache)")
+    parser.add_argument("--augment-on", choices=("loader", "device"), default="loader", help="data.augment_on")
+    parser.add_argument("--uint8-transfer", choices=("auto", "on", "off"), default="auto",
+                        help="data.uint8_transfer")
+    parser.add_argument("--channels-last", action="store_true", help="optim.channels_last")
+    parser.add_argument("--compile", action="store_true", help="optim.compile")
+    parser.add_argument("--eval-batch", type=int, default=256, help="optim.eval_batch_size")
+    parser.add_argument("--workers", type=int, default=-1, help="optim.num_workers (-1: from the trial's CPUs)")
     args = parser.parse_args(argv)
     from janus.offline import entry_point_policy
+    from janus.testing import write_imagenet_r_tree
 
     entry_point_policy(argv or [])
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.data or scratch)
         if not (root / "imagenet-r").is_dir():
             started = time.perf_counter()
-            count = write_imagenet_r_like(root, 200, args.per_class)
+            count = write_imagenet_r_tree(root, 200, args.per_class, sides=(256, 513), blocks=8)  # ImageNet-R's sizes
             print(f"wrote {count} JPEGs in {time.perf_counter() - started:.0f}s to {root}")
+        if args.cache == "on":
+            print(f"decoded-image cache ready in {build_cache(args, root):.1f}s")
         rows = [run(m, args, root) for m in args.methods.split(",")]
     print(f"ImageNet-R-shaped run: T=10, {rows[0]['train_images']} train images, {args.epochs} epoch(s), "
           f"{args.backbone} at {args.image_size} px, batch {args.batch}, device {rows[0]['device']}")
+    print(f"data path: cache {args.cache}, augment on {args.augment_on}, uint8 transfer {args.uint8_transfer}, "
+          f"channels-last {args.channels_last}, compile {args.compile}, eval batch {args.eval_batch}")
     print(f"{'method':<10} {'total s':>9} {'s/task':>8} {'train img/s':>12} {'MFU':>6}")
     for row in rows:
         print(f"{row['method']:<10} {row['total_s']:9.1f} {row['per_task_s']:8.1f} {row['images_per_s']:12.1f} "
