@@ -50,20 +50,33 @@ def task_info(cfg, task, num_tasks: int):
     return make_task_info(cfg, task, num_tasks, torch.device("cpu"))
 
 
-def write_imagenet_r_tree(root, classes: int, per_class: int, sides=(18, 40), blocks: int = 1, seed: int = 0) -> int:
+def write_imagenet_r_tree(root, classes: int, per_class: int, sides=(18, 40), blocks: int = 1, seed: int = 0,
+                          workers: int = 0) -> int:
     """JPEGs under `root/imagenet-r/n<class:08d>/<i:04d>.jpg` (the ImageNet-R folder format); returns the count.
 
     Each image has random height and width in [sides[0], sides[1]) and random pixels drawn at 1/`blocks` of
-    that size, then resized up (blocks=1: pure texture, so any resize or crop changes the pixels)."""
+    that size, then resized up (blocks=1: pure texture, so any resize or crop changes the pixels). Class c
+    draws from its own generator (seed, c), so `workers` processes write the same files as one."""
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    write = partial(_write_class, root, per_class=per_class, sides=tuple(sides), blocks=blocks, seed=seed)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(write, range(classes)))
+    else:
+        list(map(write, range(classes)))
+    return classes * per_class
+
+
+def _write_class(root, c: int, *, per_class: int, sides: tuple, blocks: int, seed: int) -> None:
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / "imagenet-r" / f"n{c:08d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            h, w = (int(v) for v in rng.integers(*sides, size=2))
-            pixels = rng.integers(0, 256, size=(max(1, h // blocks), max(1, w // blocks), 3), dtype=np.uint8)
-            Image.fromarray(pixels).resize((w, h)).save(folder / f"{i:04d}.jpg", quality=90)
-    return classes * per_class
+    rng = np.random.default_rng((seed, c))
+    folder = root / "imagenet-r" / f"n{c:08d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(per_class):
+        h, w = (int(v) for v in rng.integers(*sides, size=2))
+        pixels = rng.integers(0, 256, size=(max(1, h // blocks), max(1, w // blocks), 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize((w, h)).save(folder / f"{i:04d}.jpg", quality=90)
