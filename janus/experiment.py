@@ -79,5 +79,5 @@ def build_experiment(cfg: ExperimentConfig, device: torch.device | str | None = 
                             feature_dim=feature_dim(backbone))
     method = build_method(cfg, backbone, context).to(device)
     if cfg.optim.compile:
-        compile_backbone(backbone)
+        compile_backbone(backbone, len(scenario.tasks))
     return Experiment(cfg, device, backbone, scenario, context, method)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import inspect
 import os
 import random
 import resource
@@ -49,12 +50,23 @@ def autocast(device: torch.device, precision: str):
 
 # optim.compile's torch.compile backend; tests set "eager" (no C compiler, seconds instead of minutes)
 COMPILE_BACKEND = "inductor"
+# new graphs a task may add (the methods that add LoRA pairs per task measured 2-3)
+RECOMPILES_PER_TASK = 4
 
 
-def compile_backbone(backbone: torch.nn.Module) -> None:
+def compile_backbone(backbone: torch.nn.Module, num_tasks: int) -> None:
     """optim.compile: torch.compile the backbone's forward in place (nn.Module.compile), so `backbone(x)` in
     every method runs compiled and the state-dict keys (checkpoints) stay the same. A structure that changes
-    per task (new LoRA pairs, heads outside the backbone excepted) recompiles on its first call."""
+    per task (new LoRA pairs, training and evaluation modes) recompiles on its first call, so the recompile
+    limit grows with the task count: at torch's default of 8, InfLoRA fell back to eager during its third
+    task and SD-LoRA by its sixth."""
+    limit = RECOMPILES_PER_TASK * num_tasks + 8
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:     # torch >= 2.10: this module only
+        backbone.compile(backend=COMPILE_BACKEND, recompile_limit=limit)
+        return
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, limit)   # older torch: process-wide
     backbone.compile(backend=COMPILE_BACKEND)
 
 

@@ -182,3 +182,19 @@ def test_uint8_transfer_and_eager_compile_train_the_same_numbers(tiny, tmp_path,
     assert fast_stats == plain_stats and plain_stats["steps"] > 0
     assert all(torch.equal(a, b) for a, b in zip(plain.method.state_dict().values(),
                                                  fast.method.state_dict().values()))
+
+
+def test_compile_keeps_compiling_while_each_task_adds_lora_pairs(tiny, monkeypatch):
+    """InfLoRA adds pairs every task, each a recompile; at torch's default limit (8) it fell back to eager."""
+    import torch._dynamo
+
+    import janus.runtime
+    from janus import run_experiment
+
+    monkeypatch.setattr(janus.runtime, "COMPILE_BACKEND", "eager")
+    torch._dynamo.reset()
+    config = tiny(**{"method.name": "inflora", "data.tasks": 3, "data.synthetic_classes": 6, "optim.compile": True})
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):   # raises where it would fall back
+        result = run_experiment(config)
+    assert np.isfinite(result.acc_matrix[np.tril_indices(3)]).all()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 8
