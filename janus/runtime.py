@@ -61,7 +61,7 @@ def compile_backbone(backbone: torch.nn.Module, num_tasks: int) -> None:
     limit grows with the task count: at torch's default of 8, InfLoRA fell back to eager during its third
     task and SD-LoRA by its sixth."""
     limit = RECOMPILES_PER_TASK * num_tasks + 8
-    if "recompile_limit" in inspect.signature(torch.compile).parameters:     # torch >= 2.10: this module only
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:     # newer torch: this module only
         backbone.compile(backend=COMPILE_BACKEND, recompile_limit=limit)
         return
     import torch._dynamo.config as dynamo_config
