@@ -55,10 +55,8 @@ class DataConfig:
     uint8_transfer: str = "auto"  # auto: on for CUDA | on | off: uint8 to the device, float + normalise there
 
     def __post_init__(self):
-        for name, valid in (("cache", ("off", "on")), ("augment_on", ("loader", "device")),
-                            ("uint8_transfer", ("auto", "on", "off"))):
-            if getattr(self, name) not in valid:
-                raise UserError(f"unknown data.{name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
+        one_of("data", self, {"cache": ("off", "on"), "augment_on": ("loader", "device"),
+                              "uint8_transfer": ("auto", "on", "off")})
         if self.augment_on == "device" and self.cache != "on":
             raise UserError("data.augment_on=device crops the cached uint8 images on the device; add "
                             "--set data.cache=on (or use data.augment_on=loader)")
@@ -103,10 +101,8 @@ class OptimConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size"):
             positive(f"optim.{name}", getattr(self, name))
-        for name, valid in (("optimizer", ("adam", "sgd")), ("schedule", ("inflora_cosine", "cosine", "constant")),
-                            ("precision", ("auto", "fp32", "bf16"))):
-            if getattr(self, name) not in valid:
-                raise UserError(f"unknown optim.{name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
+        one_of("optim", self, {"optimizer": ("adam", "sgd"), "schedule": ("inflora_cosine", "cosine", "constant"),
+                               "precision": ("auto", "fp32", "bf16")})
         if self.lr <= 0:
             raise UserError(f"optim.lr must be positive, got {self.lr}")
         if self.max_steps_per_epoch is not None:
@@ -182,6 +178,13 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 def positive(name: str, value: int) -> None:
     if value < 1:
         raise UserError(f"{name} must be at least 1, got {value}")
+
+
+def one_of(section: str, config, choices: dict[str, tuple[str, ...]]) -> None:
+    """A one-line error for the first field of `config` whose value is not among its choices."""
+    for name, valid in choices.items():
+        if getattr(config, name) not in valid:
+            raise UserError(f"unknown {section}.{name} {getattr(config, name)!r}; use one of {', '.join(valid)}")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

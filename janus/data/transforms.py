@@ -52,7 +52,7 @@ def build_transforms(
         # 3-channel view costs several times more than cropping the single channel.
         return (v2.Compose([*augment, ToThreeChannels(), *tail]),
                 v2.Compose([v2.Resize((size, size), antialias=True), ToThreeChannels(), *tail]))
-    to_tensor = [v2.ToImage()] if uint8 else [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), *tail]
+    to_tensor = [v2.ToImage()] if uint8 else [v2.ToImage(), *float_tail(normalization, mean_std)]
     return v2.Compose([*augment, *to_tensor]), v2.Compose([*eval_geometry(style, size), *to_tensor])
 
 
@@ -82,9 +82,14 @@ def cache_views(style: str, size: int) -> dict[str, Callable]:
     return {"train": v2.Compose([*train, v2.ToImage()]), "eval": v2.Compose([*eval_geometry(style, size), v2.ToImage()])}
 
 
+def float_tail(normalization: str, mean_std: MeanStd | None) -> list:
+    """uint8 [3, H, W] -> float32 in [0, 1], then the normalisation: every image transform's last steps."""
+    return [v2.ToDtype(torch.float32, scale=True), *normalize_tail(normalization, mean_std)]
+
+
 def to_float(normalization: str, mean_std: MeanStd | None) -> v2.Compose:
-    """uint8 [3, H, W] -> float32 in [0, 1], then the normalisation: the test transform's last steps."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), *normalize_tail(normalization, mean_std)])
+    """The image transforms' last steps on their own, for cached uint8 views (janus.data.feeds)."""
+    return v2.Compose(float_tail(normalization, mean_std))
 
 
 class ToThreeChannels:

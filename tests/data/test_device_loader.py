@@ -193,6 +193,7 @@ def test_compile_keeps_compiling_while_each_task_adds_lora_pairs(tiny, monkeypat
 
     monkeypatch.setattr(janus.runtime, "COMPILE_BACKEND", "eager")
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()          # the graph count below is this run's, not earlier tests'
     config = tiny(**{"method.name": "inflora", "data.tasks": 3, "data.synthetic_classes": 6, "optim.compile": True})
     with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):   # raises where it would fall back
         result = run_experiment(config)
